@@ -1,0 +1,24 @@
+"""numbaconv: JIT-compiled N-D convolutions for NumPy, on one Numba sliding-window core.
+
+Every operation takes arrays shaped ``(N, C, *spatial)`` (or unbatched
+``(C, *spatial)``) with any number of spatial axes, follows
+``torch.nn.functional``'s semantics, and runs as a parallel Numba kernel.
+Importing compiles nothing; each kernel compiles on first use (once per
+dtype, whatever the rank) and is cached on disk.
+"""
+
+from .conv import conv, conv1d, conv2d, conv3d, depthwise_conv, pointwise_conv, separable_conv
+from .params import param_count
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "conv",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "depthwise_conv",
+    "param_count",
+    "pointwise_conv",
+    "separable_conv",
+]

@@ -1,0 +1,55 @@
+"""Activation functions fused into the epilogue of every kernel.
+
+The public names map to small integer codes, so that one compiled kernel
+serves every activation (a branch per output element costs nothing next to
+the window's reduction).
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+from ._config import HELPER
+
+#: name -> code. ``leaky_relu`` uses PyTorch's default slope 0.01; ``gelu`` is
+#: the exact (erf) form, PyTorch's default.
+ACTIVATIONS = {
+    None: 0,
+    "relu": 1,
+    "leaky_relu": 2,
+    "sigmoid": 3,
+    "tanh": 4,
+    "gelu": 5,
+    "silu": 6,
+}
+LEAKY_SLOPE = 0.01
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
+
+
+def activation_code(activation: str | None) -> int:
+    """Validate ``activation`` and return its kernel code."""
+    try:
+        return ACTIVATIONS[activation]
+    except (KeyError, TypeError):
+        names = ", ".join(repr(k) for k in ACTIVATIONS)
+        raise ValueError(f"activation must be one of {names}; got {activation!r}") from None
+
+
+@njit(**HELPER)
+def activate(v, code):
+    """Apply activation ``code`` to the scalar ``v`` (NaN stays NaN)."""
+    if code == 0:
+        return v
+    if code == 1:
+        return v * 0 if v < 0 else v
+    if code == 2:
+        return v * LEAKY_SLOPE if v < 0 else v
+    if code == 3:
+        return 1.0 / (1.0 + math.exp(-v))
+    if code == 4:
+        return math.tanh(v)
+    if code == 5:
+        return 0.5 * v * (1.0 + math.erf(v * _INV_SQRT2))
+    return v / (1.0 + math.exp(-v))

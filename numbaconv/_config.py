@@ -1,0 +1,18 @@
+"""Numba options shared by every kernel, in one place.
+
+* ``FASTMATH`` allows re-association and FMA contraction (what makes the sums
+  vectorise) but never ``nnan``/``ninf``: NaN and inf must propagate.
+* ``cache=True`` keeps compiled kernels on disk, so only the first call in the
+  first process pays the compile time.
+* ``error_model='numpy'`` keeps divisions free of Python's zero checks.
+"""
+
+from __future__ import annotations
+
+FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
+
+#: options of the parallel kernels (one ``prange`` each)
+PARALLEL = {"parallel": True, "fastmath": FASTMATH, "cache": True, "error_model": "numpy"}
+
+#: options of the plain helpers called from inside a ``prange`` body
+HELPER = {"fastmath": FASTMATH, "cache": True, "error_model": "numpy", "inline": "always"}

@@ -1,0 +1,554 @@
+"""The compiled half of the sliding-window core: gather -> reduce -> epilogue.
+
+Arrays reach these kernels in one canonical form, whatever the rank: the
+input ``x`` as ``(N, C, L_in)`` and the output as ``(N, C_out, L_out)`` with
+the spatial axes flattened, and the window described by the ``int64`` tables
+of :mod:`numbaconv._geometry`. So each kernel is compiled once per dtype
+(float32, float64) and serves 1-D, 2-D, 3-D and 7-D alike.
+
+**Gather.** Both schedules first materialise the *virtual plane* the window
+slides over -- the padded input, built through the per-axis padding maps, so
+every padding mode is the same code -- for a few images or one channel at a
+time, never for the whole batch. In the virtual plane every window is the
+same pattern of flat offsets (``voff``), with no bounds checks.
+
+* :func:`window_gemm` -- *tile GEMM*. The virtual planes are channels-last, so
+  each tap of a window is a contiguous run of channels. A job is one image,
+  one group and one tile of output positions: the gather copies the tile's
+  windows into the rows of a per-worker matrix ``colT[p, t*C_g + c]``, the
+  reduce multiplies it by the weights (``(C_out, T*C_g)``, tap-major) with a
+  register-blocked dot product, and the epilogue adds the bias, applies the
+  activation and writes the output. Given a depthwise filter bank ``dw``, the
+  gather instead computes the tile's depthwise convolution into ``colT``:
+  that is the fused depthwise-separable convolution.
+* :func:`window_direct` -- *direct*. A job is one output channel of one image,
+  with the virtual plane of one input channel at a time; each tap adds the
+  weighted, shifted plane to an accumulator in one long contiguous loop. It
+  suits few output channels per group (depthwise), where a GEMM would have
+  nothing to block over.
+
+Rules followed (``shared/GUIDE.md`` section 3): one ``prange`` per parallel
+step over worker slots (``workers``: ``numba.get_num_threads()`` of the
+caller), each worker with its own scratch and disjoint output tiles; helpers
+are plain inlined ``@njit``; float32 stays float32 in the hot loops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._activations import activate
+from ._config import HELPER, PARALLEL
+from ._geometry import (
+    G_DIL,
+    G_ID0,
+    G_IDN,
+    G_INSTR,
+    G_K,
+    G_MAPOFF,
+    G_OUT,
+    G_STRIDE,
+    G_VLEN,
+    G_VSTR,
+)
+
+#: per-worker scratch rows are padded by this many elements (128 bytes or more)
+#: and rounded up to it, so that two workers never write to one cache line
+_PAD = 32
+
+
+@njit(**HELPER)
+def padded(n):
+    """``n`` rounded up to a multiple of ``_PAD``, plus ``_PAD`` (per-worker row length)."""
+    return (n + 2 * _PAD - 1) // _PAD * _PAD
+
+# ---------------------------------------------------------------------------
+# gather: virtual planes and windows
+# ---------------------------------------------------------------------------
+
+
+@njit(**HELPER)
+def source_row(geom, maps, vrow):
+    """Flat input offset of row ``vrow`` of the virtual plane (last axis excluded); -1: zeros."""
+    last = geom.shape[1] - 1
+    src = 0
+    for a in range(last - 1, -1, -1):
+        va = vrow % geom[G_VLEN, a]
+        vrow //= geom[G_VLEN, a]
+        m = maps[geom[G_MAPOFF, a] + va]
+        if m < 0:
+            return -1
+        src += m * geom[G_INSTR, a]
+    return src
+
+
+@njit(**HELPER)
+def next_row(lens, row, a0):
+    """Advance the coordinates ``row`` over the axes before ``a0`` (row-major, odometer)."""
+    a = a0 - 1
+    while a >= 0:
+        row[a] += 1
+        if row[a] < lens[a]:
+            return
+        row[a] = 0
+        a -= 1
+
+
+@njit(**HELPER)
+def row_source(geom, maps, row):
+    """Flat input offset of the virtual row with outer coordinates ``row``; -1: zeros."""
+    src = 0
+    for a in range(geom.shape[1] - 1):
+        m = maps[geom[G_MAPOFF, a] + row[a]]
+        if m < 0:
+            return -1
+        src += m * geom[G_INSTR, a]
+    return src
+
+
+@njit(**HELPER)
+def row_origin(geom, row):
+    """Virtual offset of the first window of the output row with outer coordinates ``row``."""
+    vo = 0
+    for a in range(geom.shape[1] - 1):
+        vo += row[a] * geom[G_STRIDE, a] * geom[G_VSTR, a]
+    return vo
+
+
+@njit(**HELPER)
+def virtual_row_cl(x, n, geom, maps, vrow, xv, zero):
+    """Channels-last virtual plane, one row: ``xv[v*C + c]`` for the ``v`` of row ``vrow``.
+
+    The run that is the input itself is transposed in blocks of 16 positions
+    (contiguous reads, writes within a small block); the padding goes through
+    the map.
+    """
+    last = geom.shape[1] - 1
+    vl = geom[G_VLEN, last]
+    ml = geom[G_MAPOFF, last]
+    id0 = geom[G_ID0, last]
+    idn = geom[G_IDN, last]
+    nc = x.shape[1]
+    rowsrc = source_row(geom, maps, vrow)
+    xn = x[n]
+    row = xv[vrow * vl * nc:(vrow + 1) * vl * nc]
+    if rowsrc < 0:
+        for j in range(vl * nc):
+            row[j] = zero
+        return
+    for j in range(vl):
+        if j == id0:  # the input run, transposed below
+            j = id0 + idn
+            if j >= vl:
+                break
+        m = maps[ml + j]
+        dst = row[j * nc:(j + 1) * nc]
+        if m < 0:
+            for c in range(nc):
+                dst[c] = zero
+        else:
+            src = xn[:, rowsrc + m]
+            for c in range(nc):
+                dst[c] = src[c]
+    for j0 in range(0, idn, 16):
+        nj = min(16, idn - j0)
+        blk = row[(id0 + j0) * nc:(id0 + j0 + nj) * nc]
+        for c in range(nc):
+            src = xn[c, rowsrc + j0:rowsrc + j0 + nj]
+            for jj in range(nj):
+                blk[jj * nc + c] = src[jj]
+
+
+@njit(**HELPER)
+def virtual_plane(xc, geom, maps, vp, row, zero):
+    """Virtual plane of one input channel ``xc`` (flat), written to ``vp``.
+
+    ``row`` is scratch for the outer coordinates (length d).
+    """
+    last = geom.shape[1] - 1
+    vl = geom[G_VLEN, last]
+    ml = geom[G_MAPOFF, last]
+    id0 = geom[G_ID0, last]
+    idn = geom[G_IDN, last]
+    nrow = geom[G_VSTR, 0] * geom[G_VLEN, 0] // vl
+    for a in range(last + 1):
+        row[a] = 0
+    for r in range(nrow):
+        rowsrc = row_source(geom, maps, row)
+        next_row(geom[G_VLEN], row, last)
+        dst = vp[r * vl:(r + 1) * vl]
+        if rowsrc < 0:
+            for j in range(vl):
+                dst[j] = zero
+            continue
+        for j in range(id0):
+            m = maps[ml + j]
+            dst[j] = xc[rowsrc + m] if m >= 0 else zero
+        for j in range(id0 + idn, vl):
+            m = maps[ml + j]
+            dst[j] = xc[rowsrc + m] if m >= 0 else zero
+        mid = dst[id0:id0 + idn]
+        src = xc[rowsrc:rowsrc + idn]
+        for j in range(idn):
+            mid[j] = src[j]
+
+
+@njit(**HELPER)
+def next_position(geom, o, vo):
+    """Advance output coordinates ``o`` by one (row-major); return the new virtual origin."""
+    a = geom.shape[1] - 1
+    while a >= 0:
+        step = geom[G_STRIDE, a] * geom[G_VSTR, a]
+        if o[a] + 1 < geom[G_OUT, a]:
+            o[a] += 1
+            return vo + step
+        vo -= o[a] * step
+        o[a] = 0
+        a -= 1
+    return vo
+
+
+@njit(**HELPER)
+def first_position(geom, q, o):
+    """Set ``o`` to the coordinates of flat output index ``q``; return its virtual origin."""
+    vo = 0
+    for a in range(geom.shape[1] - 1, -1, -1):
+        o[a] = q % geom[G_OUT, a]
+        q //= geom[G_OUT, a]
+        vo += o[a] * geom[G_STRIDE, a] * geom[G_VSTR, a]
+    return vo
+
+
+@njit(**HELPER)
+def gather_windows(xv, nc, c0, cg, run, geom, voff, p0, npos, colT, o):
+    """``colT[p, t*cg + c]`` = channel ``c0 + c`` at tap ``t`` of the window of output ``p0 + p``.
+
+    ``xv`` is a channels-last virtual plane with ``nc`` channels; ``run`` taps
+    in a row are adjacent (copied as one contiguous run when ``cg == nc``).
+    """
+    ntap = voff.shape[0]
+    width = run * cg
+    vo = first_position(geom, p0, o)
+    for p in range(npos):
+        row = colT[p]
+        for t in range(0, ntap, run):
+            # sliced views keep the indices provably non-negative: a plain copy loop
+            src = xv[(vo + voff[t]) * nc + c0:]
+            dst = row[t * cg:t * cg + width]
+            for c in range(width):
+                dst[c] = src[c]
+        vo = next_position(geom, o, vo)
+
+
+@njit(**HELPER)
+def gather_depthwise(xv, nc, dwT, mult, geom, voff, p0, npos, colT, o, zero):
+    """``colT[p, j]`` = depthwise convolution of the window of output ``p0 + p``.
+
+    Filter ``dwT[:, j]`` (tap-major) on input channel ``j // mult`` of the
+    channels-last virtual plane ``xv``.
+    """
+    ntap = voff.shape[0]
+    cdw = dwT.shape[1]
+    vo = first_position(geom, p0, o)
+    for p in range(npos):
+        row = colT[p]
+        for j in range(cdw):
+            row[j] = zero
+        for t in range(ntap):
+            src = xv[(vo + voff[t]) * nc:]
+            wt = dwT[t]
+            if mult == 1:
+                for j in range(cdw):
+                    row[j] += wt[j] * src[j]
+            else:
+                for j in range(cdw):
+                    row[j] += wt[j] * src[j // mult]
+        vo = next_position(geom, o, vo)
+
+
+# ---------------------------------------------------------------------------
+# reduce + epilogue
+# ---------------------------------------------------------------------------
+
+
+@njit(**HELPER)
+def dot_rows(w, r, nr, xa, zero):
+    """``sum_k w[r + i, k] * xa[k]`` for the ``nr <= 4`` rows from ``r``, as a 4-tuple."""
+    kk = xa.shape[0]
+    s0 = zero
+    s1 = zero
+    s2 = zero
+    s3 = zero
+    w0 = w[r]
+    if nr == 4:
+        w1 = w[r + 1]
+        w2 = w[r + 2]
+        w3 = w[r + 3]
+        for k in range(kk):
+            a = xa[k]
+            s0 += w0[k] * a
+            s1 += w1[k] * a
+            s2 += w2[k] * a
+            s3 += w3[k] * a
+    else:
+        for k in range(kk):
+            s0 += w0[k] * xa[k]
+    return s0, s1, s2, s3
+
+
+@njit(**HELPER)
+def gemm_epilogue(w, r0, m, colT, npos, out, n, p0, bias, act, zero):
+    """``out[n, r0+i, p0+p] = act(bias[r0+i] + sum_k w[r0+i, k] * colT[p, k])``.
+
+    Blocked 4 rows x 4 positions with 16 scalar accumulators, so that every
+    loaded element feeds four FMAs and the k loop vectorises; the leftovers go
+    4 x 1 and 1 x 1.
+    """
+    kk = w.shape[1]
+    i = 0
+    while i < m:
+        nr = 4 if i + 4 <= m else 1
+        r = r0 + i
+        p = 0
+        if nr == 4:
+            w0 = w[r]
+            w1 = w[r + 1]
+            w2 = w[r + 2]
+            w3 = w[r + 3]
+            b0 = bias[r]
+            b1 = bias[r + 1]
+            b2 = bias[r + 2]
+            b3 = bias[r + 3]
+            while p + 4 <= npos:
+                xa = colT[p]
+                xb = colT[p + 1]
+                xc = colT[p + 2]
+                xd = colT[p + 3]
+                s00 = zero
+                s01 = zero
+                s02 = zero
+                s03 = zero
+                s10 = zero
+                s11 = zero
+                s12 = zero
+                s13 = zero
+                s20 = zero
+                s21 = zero
+                s22 = zero
+                s23 = zero
+                s30 = zero
+                s31 = zero
+                s32 = zero
+                s33 = zero
+                for k in range(kk):
+                    a = xa[k]
+                    b = xb[k]
+                    c = xc[k]
+                    d = xd[k]
+                    u = w0[k]
+                    s00 += u * a
+                    s01 += u * b
+                    s02 += u * c
+                    s03 += u * d
+                    u = w1[k]
+                    s10 += u * a
+                    s11 += u * b
+                    s12 += u * c
+                    s13 += u * d
+                    u = w2[k]
+                    s20 += u * a
+                    s21 += u * b
+                    s22 += u * c
+                    s23 += u * d
+                    u = w3[k]
+                    s30 += u * a
+                    s31 += u * b
+                    s32 += u * c
+                    s33 += u * d
+                q = p0 + p
+                o0 = out[n, r]
+                o1 = out[n, r + 1]
+                o2 = out[n, r + 2]
+                o3 = out[n, r + 3]
+                o0[q] = activate(s00 + b0, act)
+                o0[q + 1] = activate(s01 + b0, act)
+                o0[q + 2] = activate(s02 + b0, act)
+                o0[q + 3] = activate(s03 + b0, act)
+                o1[q] = activate(s10 + b1, act)
+                o1[q + 1] = activate(s11 + b1, act)
+                o1[q + 2] = activate(s12 + b1, act)
+                o1[q + 3] = activate(s13 + b1, act)
+                o2[q] = activate(s20 + b2, act)
+                o2[q + 1] = activate(s21 + b2, act)
+                o2[q + 2] = activate(s22 + b2, act)
+                o2[q + 3] = activate(s23 + b2, act)
+                o3[q] = activate(s30 + b3, act)
+                o3[q + 1] = activate(s31 + b3, act)
+                o3[q + 2] = activate(s32 + b3, act)
+                o3[q + 3] = activate(s33 + b3, act)
+                p += 4
+        while p < npos:
+            s = dot_rows(w, r, nr, colT[p], zero)
+            for j in range(nr):
+                out[n, r + j, p0 + p] = activate(s[j] + bias[r + j], act)
+            p += 1
+        i += nr
+
+
+# ---------------------------------------------------------------------------
+# parallel kernels
+# ---------------------------------------------------------------------------
+
+
+@njit(**PARALLEL)
+def window_gemm(x, w, bias, out, groups, geom, maps, voff, dwT, mult, act, tile, chunk, zero,
+                workers):
+    """Tile-GEMM convolution (see the module docstring).
+
+    x (N, C_in, L_in); w (C_out, T * C_in/groups), tap-major, or for the
+    separable form w (C_out, C_dw) with ``dwT`` (T, C_dw) and ``groups == 1``;
+    out (N, C_out, L_out) is written whole. ``chunk`` images have their
+    virtual planes built at a time.
+    """
+    nimg, nc, _ = x.shape
+    cout, kk = w.shape
+    m = cout // groups
+    cg = nc // groups
+    separable = dwT.shape[0] > 0
+    last = geom.shape[1] - 1
+    vl = geom[G_VLEN, last]
+    lv = geom[G_VSTR, 0] * geom[G_VLEN, 0]
+    nvrow = lv // vl
+    ntap = voff.shape[0]
+    run = geom[G_K, last] if cg == nc and geom[G_DIL, last] == 1 else 1
+    d = last + 1
+    lout = out.shape[2]
+    ntile = (lout + tile - 1) // tile
+    nw = max(min(workers, nimg * groups * ntile), 1)
+    xv_all = np.empty((min(chunk, nimg), padded(lv * nc)), dtype=x.dtype)
+    colT_all = np.empty((nw, padded(tile * kk)), dtype=x.dtype)
+    o_all = np.zeros((nw, padded(d)), dtype=np.int64)
+    for n0 in range(0, nimg, chunk):
+        nb = min(chunk, nimg - n0)
+        for r in prange(nb * nvrow):
+            virtual_row_cl(x, n0 + r // nvrow, geom, maps, r % nvrow, xv_all[r // nvrow], zero)
+        njobs = nb * groups * ntile
+        for wk in prange(nw):
+            colT = colT_all[wk, :tile * kk].reshape((tile, kk))
+            o = o_all[wk]
+            for job in range(wk, njobs, nw):
+                tl = job % ntile
+                g = (job // ntile) % groups
+                nn = job // (ntile * groups)
+                p0 = tl * tile
+                npos = min(tile, lout - p0)
+                if separable:
+                    gather_depthwise(xv_all[nn], nc, dwT, mult, geom, voff, p0, npos, colT, o,
+                                     zero)
+                else:
+                    gather_windows(xv_all[nn], nc, g * cg, cg, run, geom, voff, p0, npos, colT,
+                                   o)
+                gemm_epilogue(w, g * m, m, colT, npos, out, n0 + nn, p0, bias, act, zero)
+
+
+@njit(**HELPER)
+def add_taps(acc, q0, vp, wt, voff, n):
+    """``acc[q0 + q] += sum_t wt[t] * vp[q0 + voff[t] + q]`` for ``0 <= q < n``.
+
+    Four taps per sweep, so the accumulator is read and written a quarter as
+    often as tap by tap.
+    """
+    ntap = voff.shape[0]
+    dst = acc[q0:q0 + n]
+    t = 0
+    while t + 4 <= ntap:
+        a = vp[q0 + voff[t]:q0 + voff[t] + n]
+        b = vp[q0 + voff[t + 1]:q0 + voff[t + 1] + n]
+        c = vp[q0 + voff[t + 2]:q0 + voff[t + 2] + n]
+        e = vp[q0 + voff[t + 3]:q0 + voff[t + 3] + n]
+        w0 = wt[t]
+        w1 = wt[t + 1]
+        w2 = wt[t + 2]
+        w3 = wt[t + 3]
+        for q in range(n):
+            dst[q] += w0 * a[q] + w1 * b[q] + w2 * c[q] + w3 * e[q]
+        t += 4
+    while t < ntap:
+        a = vp[q0 + voff[t]:q0 + voff[t] + n]
+        w0 = wt[t]
+        for q in range(n):
+            dst[q] += w0 * a[q]
+        t += 1
+
+
+@njit(**PARALLEL)
+def window_direct(x, w, bias, out, groups, geom, maps, voff, act, zero, workers):
+    """Direct convolution, one job per (image, output channel).
+
+    For each input channel of its group a job builds that channel's virtual
+    plane, then adds ``w[t] * plane`` shifted by each tap into an accumulator
+    laid out like the virtual plane: one long contiguous loop per tap when
+    every stride is 1, one per output row otherwise.
+    """
+    nimg, nc, _ = x.shape
+    cout = w.shape[0]
+    m = cout // groups
+    cg = nc // groups
+    ntap = voff.shape[0]
+    d = geom.shape[1]
+    last = d - 1
+    lv = geom[G_VSTR, 0] * geom[G_VLEN, 0]
+    olast = geom[G_OUT, last]
+    lout = out.shape[2]
+    nrow = lout // olast
+    s_l = geom[G_STRIDE, last]
+    span = (olast - 1) * s_l + 1
+    unit = True
+    reach = 0
+    for a in range(d):
+        if geom[G_STRIDE, a] != 1:
+            unit = False
+        reach += (geom[G_OUT, a] - 1) * geom[G_STRIDE, a] * geom[G_VSTR, a]
+    njobs = nimg * cout
+    nw = max(min(workers, njobs), 1)
+    acc_all = np.empty((nw, padded(lv)), dtype=x.dtype)
+    vp_all = np.empty((nw, padded(lv)), dtype=x.dtype)
+    o_all = np.zeros((nw, padded(d)), dtype=np.int64)
+    for wk in prange(nw):
+        acc = acc_all[wk]
+        vp = vp_all[wk]
+        o = o_all[wk]
+        for job in range(wk, njobs, nw):
+            n = job // cout
+            co = job % cout
+            g = co // m
+            for j in range(lv):
+                acc[j] = zero
+            for c in range(cg):
+                virtual_plane(x[n, g * cg + c], geom, maps, vp, o, zero)
+                wc = w[co, c * ntap:(c + 1) * ntap]
+                if unit:
+                    add_taps(acc, 0, vp, wc, voff, reach + 1)
+                else:
+                    for a in range(d):
+                        o[a] = 0
+                    for r in range(nrow):
+                        rb = row_origin(geom, o)
+                        next_row(geom[G_OUT], o, last)
+                        add_taps(acc, rb, vp, wc, voff, span)
+            b = bias[co]
+            orow = out[n, co]
+            for a in range(d):
+                o[a] = 0
+            for r in range(nrow):
+                rb = row_origin(geom, o)
+                next_row(geom[G_OUT], o, last)
+                dst = orow[r * olast:(r + 1) * olast]
+                if s_l == 1 and act == 0:
+                    src = acc[rb:rb + olast]
+                    for j in range(olast):
+                        dst[j] = src[j] + b
+                else:
+                    for j in range(olast):
+                        dst[j] = activate(acc[rb + j * s_l] + b, act)

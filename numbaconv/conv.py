@@ -1,0 +1,456 @@
+"""Forward convolutions: standard, depthwise, pointwise and depthwise-separable.
+
+All of them run on the sliding-window core (:mod:`numbaconv._core`), in any
+number of spatial dimensions, with PyTorch's semantics (cross-correlation,
+weights ``(C_out, C_in // groups, *kernel)``).
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numba
+import numpy as np
+
+from . import _core
+from ._activations import activation_code
+from ._dtypes import as_array, result_dtypes, to_kernel
+from ._geometry import (
+    G_VLEN,
+    Padding,
+    Window,
+    check_padding_mode,
+    conv_window,
+    kernel_tables,
+)
+
+ArrayLike = object
+
+__all__ = [
+    "conv",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "depthwise_conv",
+    "pointwise_conv",
+    "separable_conv",
+]
+
+#: target size in bytes of one worker's gathered tile (it stays in L2)
+_TILE_BYTES = 512 * 1024
+#: at most this many bytes of virtual (padded, channels-last) planes at a time
+_PLANE_BYTES = 32 * 1024 * 1024
+#: fewer output channels per group than this go to the direct schedule
+_MIN_GEMM_ROWS = 4
+_EMPTY_DW = {np.dtype(np.float32): np.empty((0, 0), np.float32),
+             np.dtype(np.float64): np.empty((0, 0), np.float64)}
+
+
+def _tile(k: int, itemsize: int) -> int:
+    """Output positions per job: the tile ``(tile, k)`` fills about ``_TILE_BYTES``."""
+    t = _TILE_BYTES // max(k * itemsize, 1)
+    return max(16, min(512, t - t % 2))
+
+
+def _groups(groups: object) -> int:
+    if isinstance(groups, (bool, np.bool_)):
+        raise TypeError(f"groups must be a positive int, got {groups!r}")
+    try:
+        g = operator.index(groups)
+    except TypeError:
+        raise TypeError(f"groups must be a positive int, got {groups!r}") from None
+    if g < 1:
+        raise ValueError(f"groups must be a positive int, got {g}")
+    return g
+
+
+def _batched(x: np.ndarray, d: int, what: str) -> tuple[np.ndarray, bool]:
+    """``(x as (N, C, *spatial), was_unbatched)``, checking the rank against ``d``."""
+    if x.ndim == d + 2:
+        xb, unbatched = x, False
+    elif x.ndim == d + 1:
+        xb, unbatched = x[None], True
+    else:
+        raise ValueError(
+            f"x must have shape (N, C_in, *spatial) or (C_in, *spatial) with {d} spatial "
+            f"axes to match {what}, got x.shape={x.shape}"
+        )
+    if any(n == 0 for n in xb.shape[2:]):
+        raise ValueError(f"x must have non-empty spatial axes, got x.shape={x.shape}")
+    return xb, unbatched
+
+
+def _bias(bias: ArrayLike | None, cout: int) -> np.ndarray | None:
+    if bias is None:
+        return None
+    b = as_array("bias", bias)
+    if b.shape != (cout,):
+        raise ValueError(f"bias must have shape (C_out,) = ({cout},), got {b.shape}")
+    return b
+
+
+def _run(
+    xb: np.ndarray,
+    w2: np.ndarray,
+    bias: np.ndarray | None,
+    groups: int,
+    win: Window,
+    padding_mode: str,
+    act: int,
+    dw: np.ndarray | None = None,
+    mult: int = 1,
+) -> np.ndarray:
+    """Run a validated convolution; ``xb`` is batched, ``w2`` is ``(C_out, K)``."""
+    cdt, rdt = result_dtypes(x=xb, weight=w2, bias=bias, depthwise_weight=dw)
+    nimg, cin = xb.shape[:2]
+    cout = w2.shape[0]
+    out = np.empty((nimg, cout) + win.out_shape, dtype=cdt)
+    if nimg == 0:
+        return out.astype(rdt, copy=False)
+    x3 = to_kernel(xb, cdt).reshape(nimg, cin, -1)
+    w2 = to_kernel(w2, cdt)
+    b = np.zeros(cout, cdt) if bias is None else to_kernel(bias, cdt)
+    tab = kernel_tables(win, padding_mode)
+    out3 = out.reshape(nimg, cout, -1)
+    zero = cdt.type(0)
+    workers = numba.get_num_threads()
+    if dw is None and cout // groups < _MIN_GEMM_ROWS:
+        _core.window_direct(x3, w2, b, out3, groups, tab.geom, tab.maps, tab.voff, act, zero,
+                            workers)
+    else:
+        ntap = len(tab.voff)
+        if dw is None:  # (C_out, C_g * T) -> tap-major (C_out, T * C_g)
+            wk = np.ascontiguousarray(
+                w2.reshape(cout, -1, ntap).transpose(0, 2, 1)).reshape(cout, -1)
+            dwT = _EMPTY_DW[cdt]
+        else:
+            wk = w2
+            dwT = np.ascontiguousarray(to_kernel(dw, cdt).T)
+        plane = int(tab.geom[G_VLEN].prod()) * cin * cdt.itemsize
+        chunk = max(1, min(nimg, _PLANE_BYTES // plane))
+        tile = _tile(wk.shape[1], cdt.itemsize)
+        _core.window_gemm(x3, wk, b, out3, groups, tab.geom, tab.maps, tab.voff, dwT, mult, act,
+                          tile, chunk, zero, workers)
+    return out.astype(rdt, copy=False)
+
+
+def conv(
+    x: ArrayLike,
+    weight: ArrayLike,
+    bias: ArrayLike | None = None,
+    stride: int | tuple[int, ...] = 1,
+    padding: Padding = 0,
+    dilation: int | tuple[int, ...] = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    activation: str | None = None,
+) -> np.ndarray:
+    """N-D convolution (cross-correlation), as ``torch.nn.functional.conv1d/2d/3d``.
+
+    The number of spatial dimensions ``d = weight.ndim - 2`` may be any number
+    from 1 up.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C_in, *spatial) or (C_in, *spatial)
+        Input; an unbatched input gives an unbatched result.
+    weight : array_like, shape (C_out, C_in // groups, *kernel)
+        Filters.
+    bias : array_like, shape (C_out,), optional
+        Added to every output position of each channel.
+    stride, dilation : int or tuple of d ints
+        Step between windows and between kernel taps; positive.
+    padding : int, tuple of d ints, tuple of d (before, after) pairs, 'same' or 'valid'
+        Implicit padding of every spatial axis. ``'same'`` gives
+        ``ceil(size / stride)`` outputs per axis (PyTorch's rule at stride 1,
+        TensorFlow's SAME at larger strides; an odd total pads one more after).
+    groups : int
+        Split the channels into ``groups`` independent convolutions.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular', 'symmetric'}
+        What the padding holds: zeros, the reflection without repeating the
+        edge (``numpy.pad`` ``'reflect'``, padding must be smaller than the
+        input), the edge sample, the periodic continuation, or the reflection
+        repeating the edge (``numpy.pad`` ``'symmetric'``, which
+        ``scipy.ndimage`` calls ``'reflect'``).
+    activation : {None, 'relu', 'leaky_relu', 'sigmoid', 'tanh', 'gelu', 'silu'}
+        Applied after the bias in the same pass that writes the output
+        (``leaky_relu`` with slope 0.01, ``gelu`` in its exact erf form).
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, C_out, *out_spatial) or (C_out, *out_spatial)
+        ``out = (in + pad_before + pad_after - dilation*(kernel-1) - 1) // stride + 1``
+        per axis. float32 and float64 inputs are computed natively and keep
+        their dtype (mixed float32/float64 gives float64); float16 is computed
+        in float32 and returned as float16; integer and bool inputs are
+        computed in and returned as float64.
+
+    Raises
+    ------
+    ValueError
+        Ranks or channel counts that do not match, bad stride, padding,
+        dilation or groups, an empty output, an unknown mode or activation,
+        a bias of the wrong shape.
+    TypeError
+        Complex or non-numeric input, non-integer parameters.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import numbaconv
+    >>> x = np.arange(5, dtype=np.float32)[None]           # (C_in=1, W=5), unbatched
+    >>> numbaconv.conv(x, np.ones((1, 1, 3), np.float32), padding=1)
+    array([[1., 3., 6., 9., 7.]], dtype=float32)
+    >>> x = np.random.default_rng(0).random((2, 3, 8, 8, 8, 8))   # a 4-D volume batch
+    >>> numbaconv.conv(x, np.ones((4, 3, 3, 3, 3, 3)), padding="same").shape
+    (2, 4, 8, 8, 8, 8)
+    """
+    x = as_array("x", x)
+    weight = as_array("weight", weight)
+    if weight.ndim < 3:
+        raise ValueError(
+            f"weight must have shape (C_out, C_in // groups, *kernel) with at least one "
+            f"spatial axis, got weight.shape={weight.shape}"
+        )
+    d = weight.ndim - 2
+    xb, unbatched = _batched(x, d, f"weight.shape={weight.shape}")
+    g = _groups(groups)
+    cin, cout = xb.shape[1], weight.shape[0]
+    if cin % g or cout % g:
+        raise ValueError(
+            f"C_in ({cin}) and C_out ({cout}) must both be divisible by groups ({g})"
+        )
+    if weight.shape[1] * g != cin:
+        raise ValueError(
+            f"weight.shape[1] must be C_in // groups = {cin} // {g} = {cin // g}, "
+            f"got weight.shape={weight.shape}"
+        )
+    if cout == 0 or any(k == 0 for k in weight.shape[2:]):
+        raise ValueError(f"weight must have non-empty axes, got weight.shape={weight.shape}")
+    b = _bias(bias, cout)
+    win = conv_window(xb.shape[2:], weight.shape[2:], stride, padding, dilation)
+    check_padding_mode(padding_mode, win)
+    act = activation_code(activation)
+    out = _run(xb, weight.reshape(cout, -1), b, g, win, padding_mode, act)
+    return out[0] if unbatched else out
+
+
+def _conv_nd(d: int):
+    def f(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+          padding_mode="zeros", activation=None):
+        w = as_array("weight", weight)
+        if w.ndim != d + 2:
+            raise ValueError(
+                f"conv{d}d takes weight of shape (C_out, C_in // groups{', k' * d}) "
+                f"({d + 2} axes), got weight.shape={w.shape}"
+            )
+        return conv(x, w, bias, stride, padding, dilation, groups, padding_mode, activation)
+
+    f.__name__ = f.__qualname__ = f"conv{d}d"
+    f.__doc__ = f"""{d}-D convolution: :func:`conv` with a check that ``weight`` has {d} spatial axes.
+
+    Same as ``torch.nn.functional.conv{d}d``; see :func:`conv` for the parameters.
+
+    Examples
+    --------
+    >>> import numpy as np, numbaconv
+    >>> x = np.ones((1, 2{', 5' * d}), np.float32)
+    >>> numbaconv.conv{d}d(x, np.ones((3, 2{', 3' * d}), np.float32)).shape
+    (1, 3{', 3' * d})
+    """
+    return f
+
+
+conv1d = _conv_nd(1)
+conv2d = _conv_nd(2)
+conv3d = _conv_nd(3)
+
+
+def depthwise_conv(
+    x: ArrayLike,
+    weight: ArrayLike,
+    bias: ArrayLike | None = None,
+    stride: int | tuple[int, ...] = 1,
+    padding: Padding = 0,
+    dilation: int | tuple[int, ...] = 1,
+    padding_mode: str = "zeros",
+    activation: str | None = None,
+) -> np.ndarray:
+    """Depthwise convolution: each input channel convolved with its own filters.
+
+    Same as :func:`conv` with ``groups = C_in``; output channel ``j`` reads input
+    channel ``j // multiplier``.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C, *spatial) or (C, *spatial)
+    weight : array_like, shape (C * multiplier, 1, *kernel)
+    bias : array_like, shape (C * multiplier,), optional
+    stride, padding, dilation, padding_mode, activation
+        As in :func:`conv`.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, C * multiplier, *out_spatial)
+
+    Examples
+    --------
+    >>> import numpy as np, numbaconv
+    >>> x = np.ones((1, 4, 6, 6), np.float32)
+    >>> w = np.ones((8, 1, 3, 3), np.float32)       # multiplier 2
+    >>> y = numbaconv.depthwise_conv(x, w, padding=1)
+    >>> y.shape, float(y[0, 0, 2, 2]), float(y[0, 0, 0, 0])
+    ((1, 8, 6, 6), 9.0, 4.0)
+    """
+    x = as_array("x", x)
+    weight = as_array("weight", weight)
+    if weight.ndim < 3 or weight.shape[1] != 1:
+        raise ValueError(
+            f"weight must have shape (C * multiplier, 1, *kernel), got weight.shape={weight.shape}"
+        )
+    xb, _ = _batched(x, weight.ndim - 2, f"weight.shape={weight.shape}")
+    c = xb.shape[1]
+    if c == 0 or weight.shape[0] % c:
+        raise ValueError(
+            f"weight.shape[0] must be a multiple of the {c} input channels, "
+            f"got weight.shape={weight.shape}"
+        )
+    return conv(x, weight, bias, stride, padding, dilation, c, padding_mode, activation)
+
+
+def _pointwise_weight(weight: ArrayLike, name: str) -> np.ndarray:
+    w = as_array(name, weight)
+    if w.ndim < 2 or any(k != 1 for k in w.shape[2:]):
+        raise ValueError(
+            f"{name} must have shape (C_out, C_in) or (C_out, C_in, 1, ..., 1), "
+            f"got {name}.shape={w.shape}"
+        )
+    return w.reshape(w.shape[:2])
+
+
+def pointwise_conv(
+    x: ArrayLike,
+    weight: ArrayLike,
+    bias: ArrayLike | None = None,
+    groups: int = 1,
+    activation: str | None = None,
+) -> np.ndarray:
+    """Pointwise (1x1) convolution: a channel mix at every spatial position.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C_in, *spatial)
+        With a 2-D ``weight`` the input must be batched and have at least one
+        spatial axis; an unbatched input needs the weight's trailing ones,
+        ``(C_out, C_in // groups, 1, ..., 1)``, to tell its rank.
+    weight : array_like, shape (C_out, C_in // groups) or (C_out, C_in // groups, 1, ..., 1)
+    bias : array_like, shape (C_out,), optional
+    groups, activation
+        As in :func:`conv`.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, C_out, *spatial)
+
+    Examples
+    --------
+    >>> import numpy as np, numbaconv
+    >>> x = np.ones((2, 3, 4, 5), np.float32)
+    >>> numbaconv.pointwise_conv(x, np.full((6, 3), 0.5, np.float32))[0, :, 0, 0]
+    array([1.5, 1.5, 1.5, 1.5, 1.5, 1.5], dtype=float32)
+    """
+    x = as_array("x", x)
+    raw = as_array("weight", weight)
+    w2 = _pointwise_weight(raw, "weight")
+    if raw.ndim > 2:
+        d = raw.ndim - 2
+    else:
+        if x.ndim < 3:
+            raise ValueError(
+                "x must have shape (N, C_in, *spatial) with at least one spatial axis "
+                f"for a 2-D weight, got x.shape={x.shape}"
+            )
+        d = x.ndim - 2
+    w = w2.reshape(w2.shape + (1,) * d)
+    return conv(x, w, bias, groups=groups, activation=activation)
+
+
+def separable_conv(
+    x: ArrayLike,
+    depthwise_weight: ArrayLike,
+    pointwise_weight: ArrayLike,
+    bias: ArrayLike | None = None,
+    stride: int | tuple[int, ...] = 1,
+    padding: Padding = 0,
+    dilation: int | tuple[int, ...] = 1,
+    padding_mode: str = "zeros",
+    activation: str | None = None,
+) -> np.ndarray:
+    """Depthwise-separable convolution: depthwise, then pointwise, in one pass.
+
+    Equal to ``pointwise_conv(depthwise_conv(x, depthwise_weight, ...),
+    pointwise_weight, bias, activation=activation)``, but the depthwise result
+    is only ever held one tile at a time: each tile's depthwise outputs are
+    computed straight into the matrix that the pointwise product reads.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C, *spatial) or (C, *spatial)
+    depthwise_weight : array_like, shape (C * multiplier, 1, *kernel)
+    pointwise_weight : array_like, shape (C_out, C * multiplier) or (C_out, C * multiplier, 1, ..., 1)
+    bias : array_like, shape (C_out,), optional
+        Bias of the pointwise step.
+    stride, padding, dilation, padding_mode
+        Of the depthwise step, as in :func:`conv`.
+    activation
+        Applied to the final output, as in :func:`conv`.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, C_out, *out_spatial)
+
+    Examples
+    --------
+    >>> import numpy as np, numbaconv
+    >>> x = np.ones((1, 2, 5, 5), np.float32)
+    >>> dw = np.ones((2, 1, 3, 3), np.float32)
+    >>> pw = np.ones((4, 2), np.float32)
+    >>> numbaconv.separable_conv(x, dw, pw, padding="same")[0, 0]
+    array([[ 8., 12., 12., 12.,  8.],
+           [12., 18., 18., 18., 12.],
+           [12., 18., 18., 18., 12.],
+           [12., 18., 18., 18., 12.],
+           [ 8., 12., 12., 12.,  8.]], dtype=float32)
+    """
+    x = as_array("x", x)
+    dw = as_array("depthwise_weight", depthwise_weight)
+    if dw.ndim < 3 or dw.shape[1] != 1:
+        raise ValueError(
+            "depthwise_weight must have shape (C * multiplier, 1, *kernel), "
+            f"got depthwise_weight.shape={dw.shape}"
+        )
+    d = dw.ndim - 2
+    xb, unbatched = _batched(x, d, f"depthwise_weight.shape={dw.shape}")
+    c = xb.shape[1]
+    cdw = dw.shape[0]
+    if c == 0 or cdw % c:
+        raise ValueError(
+            f"depthwise_weight.shape[0] must be a multiple of the {c} input channels, "
+            f"got depthwise_weight.shape={dw.shape}"
+        )
+    if any(k == 0 for k in dw.shape[2:]):
+        raise ValueError(f"depthwise_weight must have non-empty axes, got {dw.shape}")
+    pw = _pointwise_weight(pointwise_weight, "pointwise_weight")
+    if pw.shape[1] != cdw:
+        raise ValueError(
+            f"pointwise_weight.shape[1] must equal depthwise_weight.shape[0] = {cdw}, "
+            f"got pointwise_weight.shape={pw.shape}"
+        )
+    if pw.shape[0] == 0:
+        raise ValueError("pointwise_weight must have at least one output channel")
+    b = _bias(bias, pw.shape[0])
+    win = conv_window(xb.shape[2:], dw.shape[2:], stride, padding, dilation)
+    check_padding_mode(padding_mode, win)
+    act = activation_code(activation)
+    out = _run(xb, pw, b, 1, win, padding_mode, act, dw=dw.reshape(cdw, -1), mult=cdw // c)
+    return out[0] if unbatched else out
