@@ -221,9 +221,10 @@ def conv(
             f"C_in ({cin}) and C_out ({cout}) must both be divisible by groups ({g})"
         )
     if weight.shape[1] * g != cin:
+        how = " (x read as unbatched (C_in, *spatial))" if unbatched else ""
         raise ValueError(
             f"weight.shape[1] must be C_in // groups = {cin} // {g} = {cin // g}, "
-            f"got weight.shape={weight.shape}"
+            f"got weight.shape={weight.shape} for x.shape={x.shape}{how}"
         )
     if cout == 0 or any(k == 0 for k in weight.shape[2:]):
         raise ValueError(f"weight must have non-empty axes, got weight.shape={weight.shape}")

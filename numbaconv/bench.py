@@ -1,0 +1,250 @@
+"""``python -m numbaconv bench``: every operation beside its peers, measured in one run.
+
+Each row times numbaconv and a peer doing the same work on the same float32
+data with the same number of threads: PyTorch (when importable) for the
+convolution family, SciPy for what it has (``scipy.ndimage.correlate``). The
+ratio is numbaconv's median time over the peer's: below 1 means faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numba
+import numpy as np
+
+import numbaconv
+
+
+@dataclass
+class Case:
+    """One benchmark row: a numbaconv call and its peer on the same inputs."""
+
+    name: str
+    shape: str
+    flops: float
+    run: Callable[[], object]
+    peer_name: str
+    peer: Callable[[], object] | None
+
+
+@dataclass
+class Row:
+    name: str
+    shape: str
+    ms: float
+    peer: str
+    peer_ms: float | None
+    ratio: float | None
+    gflops: float
+    peer_gflops: float | None
+
+
+def _torch():
+    try:
+        import torch
+    except Exception:  # noqa: BLE001 -- any import failure means "no peer"
+        return None
+    return torch
+
+
+def _conv_flops(out_shape, cin_per_group, kernel) -> float:
+    return 2.0 * math.prod(out_shape) * cin_per_group * math.prod(kernel)
+
+
+def _conv_case(name, xs, ws, torch, dtype=np.float32, groups=1, **kw) -> Case:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    out = numbaconv.conv(x, w, groups=groups, **kw)
+    flops = _conv_flops(out.shape, ws[1], ws[2:])
+    shape = f"{xs} -> {ws[0]}, k{'x'.join(map(str, ws[2:]))}"
+    peer = None
+    if torch is not None:
+        tf = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d,
+              3: torch.nn.functional.conv3d}[len(ws) - 2]
+        tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+
+        def peer():
+            with torch.no_grad():
+                return tf(tx, tw, groups=groups, **kw)
+
+    return Case(name, shape, flops, lambda: numbaconv.conv(x, w, groups=groups, **kw),
+                "torch" if torch is not None else "-", peer)
+
+
+def _separable_case(torch) -> Case:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 128, 56, 56)).astype(np.float32)
+    dw = rng.standard_normal((128, 1, 3, 3)).astype(np.float32)
+    pw = rng.standard_normal((128, 128)).astype(np.float32)
+    flops = 2.0 * 8 * 56 * 56 * (128 * 9 + 128 * 128)
+    peer = None
+    if torch is not None:
+        tx, tdw, tpw = (torch.from_numpy(a) for a in (x, dw, pw[:, :, None, None]))
+        F = torch.nn.functional
+
+        def peer():
+            with torch.no_grad():
+                return F.conv2d(F.conv2d(tx, tdw, padding=1, groups=128), tpw)
+
+    return Case("separable 3x3", "(8, 128, 56, 56) -> 128", flops,
+                lambda: numbaconv.separable_conv(x, dw, pw, padding=1),
+                "torch" if torch is not None else "-", peer)
+
+
+def _scipy_case(name, shape, kernel) -> Case | None:
+    try:
+        from scipy import ndimage
+    except ImportError:
+        return None
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(np.float32)
+    k = rng.standard_normal(kernel).astype(np.float32)
+    flops = 2.0 * x.size * k.size
+    return Case(name, f"{shape}, k{'x'.join(map(str, kernel))}", flops,
+                lambda: numbaconv.conv(x[None, None], k[None, None], padding="same",
+                                       padding_mode="symmetric"),
+                "scipy", lambda: ndimage.correlate(x, k, mode="reflect"))
+
+
+QUICK = ("conv2d 3x3", "depthwise 3x3", "conv1d k3 dilation 4", "correlate 2-D 5x5")
+
+
+def cases(quick: bool = False) -> list[Case]:
+    """The benchmark rows (``quick``: the four of ``QUICK``)."""
+    torch = _torch()
+    makers = {
+        "conv2d 3x3": lambda: _conv_case("conv2d 3x3", (8, 64, 56, 56), (64, 64, 3, 3), torch,
+                                         padding=1),
+        "conv2d 3x3 batch 1": lambda: _conv_case("conv2d 3x3 batch 1", (1, 64, 56, 56),
+                                                 (64, 64, 3, 3), torch, padding=1),
+        "conv2d 7x7 s2": lambda: _conv_case("conv2d 7x7 s2", (8, 3, 224, 224), (64, 3, 7, 7),
+                                            torch, stride=2, padding=3),
+        "pointwise": lambda: _conv_case("pointwise", (8, 256, 14, 14), (512, 256, 1, 1), torch),
+        "depthwise 3x3": lambda: _conv_case("depthwise 3x3", (8, 256, 28, 28), (256, 1, 3, 3),
+                                            torch, groups=256, padding=1),
+        "separable 3x3": lambda: _separable_case(torch),
+        "conv2d 3x3 dilation 2": lambda: _conv_case("conv2d 3x3 dilation 2", (4, 64, 64, 64),
+                                                    (64, 64, 3, 3), torch, padding=2, dilation=2),
+        "conv1d k3 dilation 4": lambda: _conv_case("conv1d k3 dilation 4", (16, 64, 16000),
+                                                   (64, 64, 3), torch, dilation=4),
+        "conv3d 3x3x3": lambda: _conv_case("conv3d 3x3x3", (2, 16, 32, 32, 32),
+                                           (32, 16, 3, 3, 3), torch, padding=1),
+        "conv2d 3x3 float64": lambda: _conv_case("conv2d 3x3 float64", (8, 64, 56, 56),
+                                                 (64, 64, 3, 3), torch, dtype=np.float64,
+                                                 padding=1),
+        "correlate 2-D 5x5": lambda: _scipy_case("correlate 2-D 5x5", (1024, 1024), (5, 5)),
+        "correlate 3-D 3x3x3": lambda: _scipy_case("correlate 3-D 3x3x3", (96, 96, 96),
+                                                   (3, 3, 3)),
+    }
+    names = QUICK if quick else list(makers)
+    return [c for c in (makers[n]() for n in names) if c is not None]
+
+
+def _median_ms(fn: Callable[[], object], repeat: int, budget: float) -> float:
+    fn()  # warm up (JIT compile, allocator)
+    times = []
+    start = time.perf_counter()
+    while len(times) < repeat and (len(times) < 3 or time.perf_counter() - start < budget):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * float(np.median(times))
+
+
+def _progress(i: int, n: int, label: str) -> None:
+    width = 24
+    done = width * i // n
+    sys.stderr.write(f"\r[{'#' * done}{'.' * (width - done)}] {i}/{n} {label:<28}")
+    sys.stderr.flush()
+    if i == n:
+        sys.stderr.write("\n")
+
+
+def sgemm_gflops(threads: int) -> float:
+    """numpy's float32 matrix product (the practical ceiling), GFLOP/s."""
+    a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
+    ms = _median_ms(lambda: a @ a, 5, 2.0)
+    return 2 * 1024**3 / (ms * 1e6)
+
+
+def run(quick: bool = False, repeat: int = 10, threads: int = 2,
+        progress: bool = True) -> tuple[list[Row], dict]:
+    """Measure every case; returns the rows and the run's settings."""
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    torch = _torch()
+    if torch is not None:
+        torch.set_num_threads(threads)
+    rows = []
+    cs = cases(quick)
+    budget = 1.0 if quick else 4.0
+    for i, c in enumerate(cs):
+        if progress:
+            _progress(i, len(cs), c.name)
+        ms = _median_ms(c.run, repeat, budget)
+        peer_ms = _median_ms(c.peer, repeat, budget) if c.peer is not None else None
+        rows.append(Row(c.name, c.shape, ms, c.peer_name, peer_ms,
+                        None if peer_ms is None else ms / peer_ms,
+                        c.flops / (ms * 1e6),
+                        None if peer_ms is None else c.flops / (peer_ms * 1e6)))
+    if progress:
+        _progress(len(cs), len(cs), "done")
+    info = {
+        "numbaconv": numbaconv.__version__,
+        "numba": numba.__version__,
+        "numpy": np.__version__,
+        "torch": getattr(torch, "__version__", None),
+        "threading_layer": numba.threading_layer(),
+        "threads": numba.get_num_threads(),
+        "dtype": "float32 (one float64 row)",
+        "numpy_sgemm_gflops": round(sgemm_gflops(threads), 1),
+        "ratio": "numbaconv time / peer time, medians of the same run (< 1: numbaconv faster)",
+    }
+    return rows, info
+
+
+def format_table(rows: list[Row], info: dict) -> str:
+    head = ["operation", "shape", "numbaconv ms", "peer", "peer ms", "ratio", "GFLOP/s",
+            "peer GFLOP/s"]
+    body = [[r.name, r.shape, f"{r.ms:.2f}", r.peer,
+             "-" if r.peer_ms is None else f"{r.peer_ms:.2f}",
+             "-" if r.ratio is None else f"{r.ratio:.2f}", f"{r.gflops:.1f}",
+             "-" if r.peer_gflops is None else f"{r.peer_gflops:.1f}"] for r in rows]
+    widths = [max(len(str(v)) for v in col) for col in zip(head, *body)]
+    line = "  ".join
+    out = [line(h.ljust(w) for h, w in zip(head, widths)),
+           line("-" * w for w in widths)]
+    out += [line(v.rjust(w) if j >= 2 else v.ljust(w) for j, (v, w) in enumerate(zip(b, widths)))
+            for b in body]
+    out.append("")
+    out.append(f"threading layer {info['threading_layer']}, {info['threads']} threads; "
+               f"numpy sgemm {info['numpy_sgemm_gflops']} GFLOP/s in this run; "
+               f"numba {info['numba']}, numpy {info['numpy']}, torch {info['torch']}")
+    out.append("ratio = " + info["ratio"])
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m numbaconv bench",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short run: fewer rows, repeats")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--repeat", type=int, default=None, help="timed repeats per call")
+    parser.add_argument("--threads", type=int, default=2, help="threads for numbaconv and peers")
+    args = parser.parse_args(argv)
+    repeat = args.repeat or (3 if args.quick else 10)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    rows, info = run(args.quick, repeat, args.threads, progress=not args.json)
+    if args.json:
+        print(json.dumps({"info": info, "rows": [asdict(r) for r in rows]}, indent=2))
+    else:
+        print(format_table(rows, info))
+    return 0

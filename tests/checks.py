@@ -1,0 +1,17 @@
+"""Comparison helpers shared by the tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+TOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
+
+
+def assert_close(actual, expected, dtype):
+    """Relative error (max abs error over max abs value) under the dtype's tolerance."""
+    actual = np.asarray(actual)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    scale = max(float(np.max(np.abs(expected), initial=0.0)), 1e-30)
+    err = float(np.max(np.abs(actual.astype(np.float64) - expected), initial=0.0)) / scale
+    assert err <= TOL[np.dtype(dtype)], f"relative error {err:.3g} > {TOL[np.dtype(dtype)]}"

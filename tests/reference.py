@@ -1,0 +1,106 @@
+"""Slow, obviously-correct reference implementations: the test oracle.
+
+Independent of numbaconv's code: explicit ``numpy.pad``, ``sliding_window_view``
+and an einsum per group, computed in float64 (or higher).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+NUMPY_MODE = {
+    "zeros": "constant",
+    "reflect": "reflect",
+    "replicate": "edge",
+    "circular": "wrap",
+    "symmetric": "symmetric",
+}
+
+
+def _tuple(v, d):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v,) * d
+
+
+def ref_padding(padding, in_shape, kernel, stride, dilation):
+    """Per-axis (before, after) pairs from any accepted padding form."""
+    d = len(kernel)
+    if padding == "valid":
+        return [(0, 0)] * d
+    if padding == "same":
+        pairs = []
+        for n, k, s, dl in zip(in_shape, kernel, stride, dilation):
+            out = math.ceil(n / s)
+            total = max((out - 1) * s + dl * (k - 1) + 1 - n, 0)
+            pairs.append((total // 2, total - total // 2))
+        return pairs
+    if isinstance(padding, int):
+        return [(padding, padding)] * d
+    return [tuple(p) if isinstance(p, (tuple, list)) else (p, p) for p in padding]
+
+
+def ref_activation(y, activation):
+    if activation is None:
+        return y
+    if activation == "relu":
+        return np.maximum(y, 0)
+    if activation == "leaky_relu":
+        return np.where(y < 0, 0.01 * y, y)
+    if activation == "sigmoid":
+        return 1 / (1 + np.exp(-y))
+    if activation == "tanh":
+        return np.tanh(y)
+    if activation == "gelu":
+        erf = np.vectorize(math.erf, otypes=[float])
+        return 0.5 * y * (1 + erf(y / math.sqrt(2)))
+    if activation == "silu":
+        return y / (1 + np.exp(-y))
+    raise ValueError(activation)
+
+
+def conv_ref(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1,
+             padding_mode="zeros", activation=None):
+    """Batched N-D cross-correlation, as torch.nn.functional.conv*d, in float64."""
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    d = w.ndim - 2
+    kernel = w.shape[2:]
+    stride = _tuple(stride, d)
+    dilation = _tuple(dilation, d)
+    pads = ref_padding(padding, x.shape[2:], kernel, stride, dilation)
+    mode = NUMPY_MODE[padding_mode]
+    xp = np.pad(x, [(0, 0), (0, 0)] + [tuple(p) for p in pads], mode=mode)
+    ext = [dl * (k - 1) + 1 for k, dl in zip(kernel, dilation)]
+    axes = tuple(range(2, 2 + d))
+    win = sliding_window_view(xp, ext, axis=axes)            # (N, C, *pos, *ext)
+    win = win[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)
+              + tuple(slice(None, None, dl) for dl in dilation)]  # (N, C, *out, *k)
+    n, c = x.shape[:2]
+    cout = w.shape[0]
+    cg, mg = c // groups, cout // groups
+    letters = "pqrstuvw"[:d]  # spatial axes; n, c, o name batch and channels
+    outs = []
+    for g in range(groups):
+        xs = win[:, g * cg:(g + 1) * cg]
+        ws = w[g * mg:(g + 1) * mg]
+        outs.append(np.einsum(f"nc{letters.upper()}{letters},oc{letters}->no{letters.upper()}",
+                              xs, ws))
+    y = np.concatenate(outs, axis=1)
+    if bias is not None:
+        y = y + np.asarray(bias, np.float64).reshape((1, -1) + (1,) * d)
+    return ref_activation(y, activation)
+
+
+def depthwise_ref(x, w, **kw):
+    return conv_ref(x, w, groups=x.shape[1], **kw)
+
+
+def separable_ref(x, dw, pw, bias=None, activation=None, **kw):
+    y = depthwise_ref(x, dw, **kw)
+    pw = np.asarray(pw, np.float64).reshape(pw.shape[0], pw.shape[1])
+    z = np.einsum("nc...,oc->no...", y, pw)
+    if bias is not None:
+        z = z + np.asarray(bias, np.float64).reshape((1, -1) + (1,) * (x.ndim - 2))
+    return ref_activation(z, activation)
