@@ -7,7 +7,15 @@ Importing compiles nothing; each kernel compiles on first use (once per
 dtype, whatever the rank) and is cached on disk.
 """
 
-from .convolution import conv, conv1d, conv2d, conv3d, depthwise_conv, pointwise_conv, separable_conv
+from .convolution import (
+    conv,
+    conv1d,
+    conv2d,
+    conv3d,
+    depthwise_conv,
+    pointwise_conv,
+    separable_conv,
+)
 from .params import param_count
 
 __version__ = "0.1.0"

@@ -137,11 +137,8 @@ def virtual_row_cl(x, n, geom, maps, vrow, xv, zero):
         for j in range(vl * nc):
             row[j] = zero
         return
-    for j in range(vl):
-        if j == id0:  # the input run, transposed below
-            j = id0 + idn
-            if j >= vl:
-                break
+    for k in range(vl - idn):  # the padding, through the map
+        j = k if k < id0 else k + idn
         m = maps[ml + j]
         dst = row[j * nc:(j + 1) * nc]
         if m < 0:
@@ -151,13 +148,13 @@ def virtual_row_cl(x, n, geom, maps, vrow, xv, zero):
             src = xn[:, rowsrc + m]
             for c in range(nc):
                 dst[c] = src[c]
-    for j0 in range(0, idn, 16):
-        nj = min(16, idn - j0)
+    for j0 in range(0, idn, 128):  # chunks keep the strided writes within L1
+        nj = min(128, idn - j0)
         blk = row[(id0 + j0) * nc:(id0 + j0 + nj) * nc]
         for c in range(nc):
             src = xn[c, rowsrc + j0:rowsrc + j0 + nj]
-            for jj in range(nj):
-                blk[jj * nc + c] = src[jj]
+            for j in range(nj):
+                blk[j * nc + c] = src[j]
 
 
 @njit(**HELPER)
@@ -420,7 +417,6 @@ def window_gemm(x, w, bias, out, groups, geom, maps, voff, dwT, mult, act, tile,
     vl = geom[G_VLEN, last]
     lv = geom[G_VSTR, 0] * geom[G_VLEN, 0]
     nvrow = lv // vl
-    ntap = voff.shape[0]
     run = geom[G_K, last] if cg == nc and geom[G_DIL, last] == 1 else 1
     d = last + 1
     lout = out.shape[2]
@@ -533,7 +529,7 @@ def window_direct(x, w, bias, out, groups, geom, maps, voff, act, zero, workers)
                 else:
                     for a in range(d):
                         o[a] = 0
-                    for r in range(nrow):
+                    for _ in range(nrow):
                         rb = row_origin(geom, o)
                         next_row(geom[G_OUT], o, last)
                         add_taps(acc, rb, vp, wc, voff, span)

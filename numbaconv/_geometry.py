@@ -22,14 +22,14 @@ every rank:
 
 from __future__ import annotations
 
+import functools
 import operator
 from dataclasses import dataclass
-from typing import Union
 
 import numpy as np
 
-IntOrTuple = Union[int, tuple[int, ...]]
-Padding = Union[int, str, tuple]
+IntOrTuple = int | tuple[int, ...]
+Padding = int | str | tuple
 
 # rows of the ``geom`` table
 (G_IN, G_OUT, G_STRIDE, G_DIL, G_PAD, G_K, G_LO, G_HI, G_INSTR, G_OUTSTR, G_MAPOFF, G_VLEN,
@@ -227,8 +227,13 @@ class Tables:
     voff: np.ndarray
 
 
+@functools.lru_cache(maxsize=256)
 def kernel_tables(win: Window, padding_mode: str = "zeros") -> Tables:
-    """Pack a window and a padding mode into the tables the kernels read."""
+    """Pack a window and a padding mode into the tables the kernels read.
+
+    Cached per (window, mode): a layer called again and again rebuilds nothing.
+    The tables are read-only.
+    """
     d = win.ndim
     maps = [axis_map(n, b, e, padding_mode) for n, (b, e) in zip(win.in_shape, win.pad)]
     geom = np.zeros((NROWS, d), dtype=np.int64)
@@ -251,4 +256,7 @@ def kernel_tables(win: Window, padding_mode: str = "zeros") -> Tables:
     step = taps * np.asarray(win.dilation)
     toff = (step * geom[G_INSTR]).sum(axis=1).astype(np.int64)
     voff = (step * geom[G_VSTR]).sum(axis=1).astype(np.int64)
-    return Tables(geom, np.concatenate(maps).astype(np.int64), taps, toff, voff)
+    tables = Tables(geom, np.concatenate(maps).astype(np.int64), taps, toff, voff)
+    for a in (tables.geom, tables.maps, tables.taps, tables.toff, tables.voff):
+        a.flags.writeable = False
+    return tables

@@ -248,7 +248,7 @@ def _conv_nd(d: int):
         return conv(x, w, bias, stride, padding, dilation, groups, padding_mode, activation)
 
     f.__name__ = f.__qualname__ = f"conv{d}d"
-    f.__doc__ = f"""{d}-D convolution: :func:`conv` with a check that ``weight`` has {d} spatial axes.
+    f.__doc__ = f"""{d}-D convolution: :func:`conv`, checking that ``weight`` has {d} spatial axes.
 
     Same as ``torch.nn.functional.conv{d}d``; see :func:`conv` for the parameters.
 
@@ -398,7 +398,8 @@ def separable_conv(
     ----------
     x : array_like, shape (N, C, *spatial) or (C, *spatial)
     depthwise_weight : array_like, shape (C * multiplier, 1, *kernel)
-    pointwise_weight : array_like, shape (C_out, C * multiplier) or (C_out, C * multiplier, 1, ..., 1)
+    pointwise_weight : array_like, shape (C_out, C * mult) or (C_out, C * mult, 1, ..., 1)
+        ``mult`` is the depthwise multiplier.
     bias : array_like, shape (C_out,), optional
         Bias of the pointwise step.
     stride, padding, dilation, padding_mode

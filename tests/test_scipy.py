@@ -21,8 +21,8 @@ SCIPY_MODE = {
 
 
 @pytest.mark.parametrize("mode", sorted(SCIPY_MODE))
-@pytest.mark.parametrize("shape, kernel", [((31,), (5,)), ((12, 15), (3, 5)), ((7, 8, 9), (3, 3, 3)),
-                                            ((5, 6, 5, 6), (3, 1, 3, 3))])
+@pytest.mark.parametrize("shape, kernel", [((31,), (5,)), ((12, 15), (3, 5)),
+                                           ((7, 8, 9), (3, 3, 3)), ((5, 6, 5, 6), (3, 1, 3, 3))])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_same_padding_matches_ndimage_correlate(rng, mode, shape, kernel, dtype):
     x = rng.standard_normal(shape).astype(dtype)

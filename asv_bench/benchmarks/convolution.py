@@ -1,0 +1,173 @@
+"""Convolution family: numbaconv beside PyTorch (and SciPy where it has the operation)."""
+
+from __future__ import annotations
+
+import numbaconv
+
+from .common import arrays, needs_torch, torch
+
+DTYPES = ["float32", "float64"]  # of the smaller classes
+
+# name -> (x shape, weight shape, keyword arguments)
+CONV_CASES = {
+    "conv2d 3x3 (8,64,56,56)->64": ((8, 64, 56, 56), (64, 64, 3, 3), {"padding": 1}),
+    "conv2d 3x3 batch 1": ((1, 64, 56, 56), (64, 64, 3, 3), {"padding": 1}),
+    "conv2d 7x7 s2 (8,3,224,224)": ((8, 3, 224, 224), (64, 3, 7, 7), {"stride": 2, "padding": 3}),
+    "conv2d 3x3 dilation 2": ((4, 64, 64, 64), (64, 64, 3, 3), {"padding": 2, "dilation": 2}),
+    "conv1d k3 dilation 4": ((16, 64, 16000), (64, 64, 3), {"dilation": 4}),
+    "conv3d 3x3x3": ((2, 16, 32, 32, 32), (32, 16, 3, 3, 3), {"padding": 1}),
+    "conv2d reflect same": ((4, 32, 64, 64), (32, 32, 3, 3),
+                            {"padding": "same", "padding_mode": "reflect"}),
+}
+
+
+class Conv:
+    """float32 over the cases; :class:`ConvFloat64` covers float64."""
+
+    params = (list(CONV_CASES), ["float32"])
+    param_names = ["case", "dtype"]
+    timeout = 120
+
+    def setup(self, case, dtype):
+        xs, ws, self.kw = CONV_CASES[case]
+        self.x, self.w = arrays(xs, ws, dtype=dtype)
+        numbaconv.conv(self.x, self.w, **self.kw)  # compile outside the timing
+        if torch is not None:
+            F = torch.nn.functional
+            kw = dict(self.kw)
+            tx, tw = torch.from_numpy(self.x), torch.from_numpy(self.w)
+            mode = kw.pop("padding_mode", "zeros")
+            if mode != "zeros":  # torch pads other modes by hand; 'same' 3x3 is 1 per side
+                kw.pop("padding")
+                tx = F.pad(tx, (1,) * (2 * (self.w.ndim - 2)), mode=mode)
+            f = {3: F.conv1d, 4: F.conv2d, 5: F.conv3d}[self.w.ndim]
+            self.torch_call = lambda: f(tx, tw, **kw)
+
+    def time_numbaconv(self, case, dtype):
+        numbaconv.conv(self.x, self.w, **self.kw)
+
+    @needs_torch
+    def time_torch(self, case, dtype):
+        self.torch_call()
+
+    def peakmem_numbaconv(self, case, dtype):
+        numbaconv.conv(self.x, self.w, **self.kw)
+
+
+class ConvFloat64(Conv):
+    params = (["conv2d 3x3 (8,64,56,56)->64"], ["float64"])
+
+
+class Depthwise:
+    params = ([(8, 256, 28, 28), (8, 64, 112, 112)], DTYPES)
+    param_names = ["shape", "dtype"]
+
+    def setup(self, shape, dtype):
+        self.x, self.w = arrays(shape, (shape[1], 1, 3, 3), dtype=dtype)
+        numbaconv.depthwise_conv(self.x, self.w, padding=1)
+
+    def time_numbaconv(self, shape, dtype):
+        numbaconv.depthwise_conv(self.x, self.w, padding=1)
+
+    @needs_torch
+    def time_torch(self, shape, dtype):
+        torch.nn.functional.conv2d(torch.from_numpy(self.x), torch.from_numpy(self.w),
+                                   padding=1, groups=self.x.shape[1])
+
+    def peakmem_numbaconv(self, shape, dtype):
+        numbaconv.depthwise_conv(self.x, self.w, padding=1)
+
+
+class Pointwise:
+    params = ([(8, 256, 14, 14)], DTYPES)
+    param_names = ["shape", "dtype"]
+
+    def setup(self, shape, dtype):
+        self.x, self.w = arrays(shape, (512, shape[1]), dtype=dtype)
+        numbaconv.pointwise_conv(self.x, self.w)
+
+    def time_numbaconv(self, shape, dtype):
+        numbaconv.pointwise_conv(self.x, self.w)
+
+    @needs_torch
+    def time_torch(self, shape, dtype):
+        torch.nn.functional.conv2d(torch.from_numpy(self.x),
+                                   torch.from_numpy(self.w[:, :, None, None]))
+
+
+class Separable:
+    params = ([(8, 128, 56, 56)], DTYPES)
+    param_names = ["shape", "dtype"]
+
+    def setup(self, shape, dtype):
+        c = shape[1]
+        self.x, self.dw, self.pw = arrays(shape, (c, 1, 3, 3), (c, c), dtype=dtype)
+        numbaconv.separable_conv(self.x, self.dw, self.pw, padding=1)
+
+    def time_numbaconv(self, shape, dtype):
+        numbaconv.separable_conv(self.x, self.dw, self.pw, padding=1)
+
+    @needs_torch
+    def time_torch(self, shape, dtype):
+        F = torch.nn.functional
+        y = F.conv2d(torch.from_numpy(self.x), torch.from_numpy(self.dw), padding=1,
+                     groups=self.x.shape[1])
+        F.conv2d(y, torch.from_numpy(self.pw[:, :, None, None]))
+
+    def peakmem_numbaconv(self, shape, dtype):
+        numbaconv.separable_conv(self.x, self.dw, self.pw, padding=1)
+
+
+class Correlate:
+    """Single-channel filtering, beside scipy.ndimage.correlate."""
+
+    params = ([(1024, 1024), (96, 96, 96)], DTYPES)
+    param_names = ["shape", "dtype"]
+
+    def setup(self, shape, dtype):
+        k = (5, 5) if len(shape) == 2 else (3, 3, 3)
+        self.x, self.k = arrays(shape, k, dtype=dtype)
+        self.call()
+
+    def call(self):
+        return numbaconv.conv(self.x[None, None], self.k[None, None], padding="same",
+                              padding_mode="symmetric")
+
+    def time_numbaconv(self, shape, dtype):
+        self.call()
+
+    def time_scipy(self, shape, dtype):
+        from scipy import ndimage
+
+        ndimage.correlate(self.x, self.k, mode="reflect")
+
+
+def timeraw_import_numbaconv():
+    """A fresh process importing numbaconv (must compile nothing)."""
+    return "import numbaconv"
+
+
+def timeraw_first_conv2d_warm_cache():
+    """A fresh process: import and the first conv2d call, with the on-disk cache warm."""
+    return """
+import numpy as np, numbaconv
+numbaconv.conv(np.ones((1, 8, 16, 16), np.float32), np.ones((8, 8, 3, 3), np.float32))
+"""
+
+
+def timeraw_cold_compile_conv_family():
+    """A fresh process with an empty Numba cache: compile the whole convolution family."""
+    return """
+import os, tempfile
+os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp()
+import numpy as np, numbaconv
+for dt in (np.float32, np.float64):
+    x = np.ones((1, 4, 8, 8), dt)
+    numbaconv.conv(x, np.ones((8, 4, 3, 3), dt))
+    numbaconv.depthwise_conv(x, np.ones((4, 1, 3, 3), dt))
+"""
+
+
+timeraw_cold_compile_conv_family.timeout = 300
+timeraw_cold_compile_conv_family.number = 1
+timeraw_cold_compile_conv_family.repeat = 1

@@ -1,0 +1,60 @@
+"""Compilation behaviour: nothing at import, few specialisations, kernels cached on disk."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+import numbaconv
+from numbaconv import _core
+
+KERNELS = (_core.window_gemm, _core.window_direct)
+
+
+def _in_fresh_process(code: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_compiles_nothing():
+    result = _in_fresh_process(
+        "import json, numbaconv\n"
+        "from numbaconv import _core\n"
+        "print(json.dumps([len(k.signatures) for k in (_core.window_gemm, _core.window_direct)]))"
+    )
+    assert result == [0, 0]
+
+
+def test_specialisations_do_not_grow_with_rank():
+    def call_all_ranks():
+        for d in range(1, 6):
+            x = np.ones((1, 4) + (4,) * d, np.float32)
+            numbaconv.conv(x, np.ones((8, 4) + (2,) * d, np.float32), padding=1)  # tile GEMM
+            numbaconv.depthwise_conv(x, np.ones((4, 1) + (2,) * d, np.float32))  # direct
+            numbaconv.conv(x[0], np.ones((8, 4) + (3,) * d, np.float32), padding="same",
+                           padding_mode="reflect", stride=2, activation="gelu")
+
+    call_all_ranks()
+    before = [len(k.signatures) for k in KERNELS]
+    call_all_ranks()
+    numbaconv.conv(np.ones((2, 3, 9, 9), np.float32)[:, :, ::-1], np.ones((3, 3, 1, 1), np.float32),
+                   padding_mode="circular")
+    assert [len(k.signatures) for k in KERNELS] == before
+    assert all(n <= 2 for n in before), before  # float32 and float64 at most
+
+
+def test_second_process_loads_kernels_from_disk_cache():
+    code = (
+        "import json, numpy as np, numbaconv\n"
+        "from numbaconv import _core\n"
+        "numbaconv.conv(np.ones((1, 4, 6, 6), np.float32), np.ones((8, 4, 3, 3), np.float32))\n"
+        "print(json.dumps([sum(_core.window_gemm.stats.cache_hits.values()),"
+        " sum(_core.window_gemm.stats.cache_misses.values())]))"
+    )
+    _in_fresh_process(code)  # compiles (or loads) and writes the cache
+    hits, misses = _in_fresh_process(code)
+    assert hits == 1 and misses == 0
