@@ -69,21 +69,6 @@ def padded(n):
 
 
 @njit(**HELPER)
-def source_row(geom, maps, vrow):
-    """Flat input offset of row ``vrow`` of the virtual plane (last axis excluded); -1: zeros."""
-    last = geom.shape[1] - 1
-    src = 0
-    for a in range(last - 1, -1, -1):
-        va = vrow % geom[G_VLEN, a]
-        vrow //= geom[G_VLEN, a]
-        m = maps[geom[G_MAPOFF, a] + va]
-        if m < 0:
-            return -1
-        src += m * geom[G_INSTR, a]
-    return src
-
-
-@njit(**HELPER)
 def next_row(lens, row, a0):
     """Advance the coordinates ``row`` over the axes before ``a0`` (row-major, odometer)."""
     a = a0 - 1
@@ -108,6 +93,34 @@ def row_source(geom, maps, row):
 
 
 @njit(**HELPER)
+def virtual_row_table(geom, maps):
+    """Per row of the virtual plane (last axis excluded): its flat input offset, -1 for zeros."""
+    last = geom.shape[1] - 1
+    nrow = geom[G_VSTR, 0] * geom[G_VLEN, 0] // geom[G_VLEN, last]
+    table = np.empty(nrow, dtype=np.int64)
+    row = np.zeros(last + 1, dtype=np.int64)
+    for r in range(nrow):
+        table[r] = row_source(geom, maps, row)
+        next_row(geom[G_VLEN], row, last)
+    return table
+
+
+@njit(**HELPER)
+def output_row_table(geom):
+    """Per output row (last axis excluded): the virtual offset of its first window."""
+    last = geom.shape[1] - 1
+    nrow = 1
+    for a in range(last):
+        nrow *= geom[G_OUT, a]
+    table = np.empty(nrow, dtype=np.int64)
+    row = np.zeros(last + 1, dtype=np.int64)
+    for r in range(nrow):
+        table[r] = row_origin(geom, row)
+        next_row(geom[G_OUT], row, last)
+    return table
+
+
+@njit(**HELPER)
 def row_origin(geom, row):
     """Virtual offset of the first window of the output row with outer coordinates ``row``."""
     vo = 0
@@ -117,63 +130,58 @@ def row_origin(geom, row):
 
 
 @njit(**HELPER)
-def virtual_row_cl(x, n, geom, maps, vrow, xv, zero):
-    """Channels-last virtual plane, one row: ``xv[v*C + c]`` for the ``v`` of row ``vrow``.
+def virtual_cols_cl(xn, rowsrc, geom, maps, c0, ncx, j_lo, j_hi, dst, zero):
+    """Channels-last columns ``[j_lo, j_hi)`` of one virtual row, channels ``[c0, c0 + ncx)``.
 
-    The run that is the input itself is transposed in blocks of 16 positions
-    (contiguous reads, writes within a small block); the padding goes through
-    the map.
+    ``xn`` is one image ``(C, L_in)``, ``rowsrc`` the row's entry of
+    :func:`virtual_row_table`; writes ``dst[(j - j_lo)*ncx + c]``. The run that
+    is the input itself is transposed in chunks (contiguous reads, writes that
+    stay in L1); the padding goes through the map.
     """
     last = geom.shape[1] - 1
-    vl = geom[G_VLEN, last]
     ml = geom[G_MAPOFF, last]
     id0 = geom[G_ID0, last]
     idn = geom[G_IDN, last]
-    nc = x.shape[1]
-    rowsrc = source_row(geom, maps, vrow)
-    xn = x[n]
-    row = xv[vrow * vl * nc:(vrow + 1) * vl * nc]
     if rowsrc < 0:
-        for j in range(vl * nc):
-            row[j] = zero
+        for j in range((j_hi - j_lo) * ncx):
+            dst[j] = zero
         return
-    for k in range(vl - idn):  # the padding, through the map
-        j = k if k < id0 else k + idn
+    a0 = min(max(j_lo, id0), j_hi)  # the input run within [j_lo, j_hi): [a0, a1)
+    a1 = max(min(j_hi, id0 + idn), a0)
+    for k in range((a0 - j_lo) + (j_hi - a1)):  # the padding, through the map
+        j = j_lo + k if j_lo + k < a0 else a1 + (k - (a0 - j_lo))
         m = maps[ml + j]
-        dst = row[j * nc:(j + 1) * nc]
+        out = dst[(j - j_lo) * ncx:(j - j_lo + 1) * ncx]
         if m < 0:
-            for c in range(nc):
-                dst[c] = zero
+            for c in range(ncx):
+                out[c] = zero
         else:
-            src = xn[:, rowsrc + m]
-            for c in range(nc):
-                dst[c] = src[c]
-    for j0 in range(0, idn, 128):  # chunks keep the strided writes within L1
-        nj = min(128, idn - j0)
-        blk = row[(id0 + j0) * nc:(id0 + j0 + nj) * nc]
-        for c in range(nc):
-            src = xn[c, rowsrc + j0:rowsrc + j0 + nj]
+            src = xn[c0:c0 + ncx, rowsrc + m]
+            for c in range(ncx):
+                out[c] = src[c]
+    for j0 in range(a0, a1, 128):
+        nj = min(128, a1 - j0)
+        blk = dst[(j0 - j_lo) * ncx:(j0 - j_lo + nj) * ncx]
+        s0 = rowsrc + j0 - id0
+        for c in range(ncx):
+            src = xn[c0 + c, s0:s0 + nj]
             for j in range(nj):
-                blk[j * nc + c] = src[j]
+                blk[j * ncx + c] = src[j]
 
 
 @njit(**HELPER)
-def virtual_plane(xc, geom, maps, vp, row, zero):
+def virtual_plane(xc, geom, maps, vrows, vp, zero):
     """Virtual plane of one input channel ``xc`` (flat), written to ``vp``.
 
-    ``row`` is scratch for the outer coordinates (length d).
+    ``vrows`` is :func:`virtual_row_table`.
     """
     last = geom.shape[1] - 1
     vl = geom[G_VLEN, last]
     ml = geom[G_MAPOFF, last]
     id0 = geom[G_ID0, last]
     idn = geom[G_IDN, last]
-    nrow = geom[G_VSTR, 0] * geom[G_VLEN, 0] // vl
-    for a in range(last + 1):
-        row[a] = 0
-    for r in range(nrow):
-        rowsrc = row_source(geom, maps, row)
-        next_row(geom[G_VLEN], row, last)
+    for r in range(vrows.shape[0]):
+        rowsrc = vrows[r]
         dst = vp[r * vl:(r + 1) * vl]
         if rowsrc < 0:
             for j in range(vl):
@@ -218,11 +226,12 @@ def first_position(geom, q, o):
 
 
 @njit(**HELPER)
-def gather_windows(xv, nc, c0, cg, run, geom, voff, p0, npos, colT, o):
+def gather_windows(xv, vbase, nc, c0, cg, run, geom, voff, p0, npos, colT, o):
     """``colT[p, t*cg + c]`` = channel ``c0 + c`` at tap ``t`` of the window of output ``p0 + p``.
 
-    ``xv`` is a channels-last virtual plane with ``nc`` channels; ``run`` taps
-    in a row are adjacent (copied as one contiguous run when ``cg == nc``).
+    ``xv`` is a channels-last virtual plane with ``nc`` channels, holding the
+    virtual samples from offset ``vbase`` on; ``run`` taps in a row are adjacent (copied as one
+    contiguous run when ``cg == nc``).
     """
     ntap = voff.shape[0]
     width = run * cg
@@ -231,7 +240,7 @@ def gather_windows(xv, nc, c0, cg, run, geom, voff, p0, npos, colT, o):
         row = colT[p]
         for t in range(0, ntap, run):
             # sliced views keep the indices provably non-negative: a plain copy loop
-            src = xv[(vo + voff[t]) * nc + c0:]
+            src = xv[(vo - vbase + voff[t]) * nc + c0:]
             dst = row[t * cg:t * cg + width]
             for c in range(width):
                 dst[c] = src[c]
@@ -239,7 +248,7 @@ def gather_windows(xv, nc, c0, cg, run, geom, voff, p0, npos, colT, o):
 
 
 @njit(**HELPER)
-def gather_depthwise(xv, nc, dwT, mult, geom, voff, p0, npos, colT, o, zero):
+def gather_depthwise(xv, vbase, nc, dwT, mult, geom, voff, p0, npos, colT, o, zero):
     """``colT[p, j]`` = depthwise convolution of the window of output ``p0 + p``.
 
     Filter ``dwT[:, j]`` (tap-major) on input channel ``j // mult`` of the
@@ -253,7 +262,7 @@ def gather_depthwise(xv, nc, dwT, mult, geom, voff, p0, npos, colT, o, zero):
         for j in range(cdw):
             row[j] = zero
         for t in range(ntap):
-            src = xv[(vo + voff[t]) * nc:]
+            src = xv[(vo - vbase + voff[t]) * nc:]
             wt = dwT[t]
             if mult == 1:
                 for j in range(cdw):
@@ -414,50 +423,94 @@ def window_gemm(x, w, bias, out, groups, geom, maps, voff, dwT, mult, act, tile,
     cg = nc // groups
     separable = dwT.shape[0] > 0
     last = geom.shape[1] - 1
+    d = last + 1
     vl = geom[G_VLEN, last]
     lv = geom[G_VSTR, 0] * geom[G_VLEN, 0]
     nvrow = lv // vl
-    run = geom[G_K, last] if cg == nc and geom[G_DIL, last] == 1 else 1
-    d = last + 1
     lout = out.shape[2]
     ntile = (lout + tile - 1) // tile
     nw = max(min(workers, nimg * groups * ntile), 1)
-    xv_all = np.empty((min(chunk, nimg), padded(lv * nc)), dtype=x.dtype)
+    vrows = virtual_row_table(geom, maps)
+    # 1-D: each job builds just the virtual segment its tile reads (it stays in
+    # L2), instead of whole (long) planes per image
+    per_tile = d == 1
+    reach = voff[voff.shape[0] - 1]
+    seglen = (tile - 1) * geom[G_STRIDE, 0] + reach + 1 if per_tile else 1
+    segc = nc if separable else cg
+    seg_all = np.empty((nw, padded(seglen * segc)), dtype=x.dtype)
+    if per_tile:
+        chunk = nimg
+    xv_all = np.empty((1 if per_tile else min(chunk, nimg), 1 if per_tile else padded(lv * nc)),
+                      dtype=x.dtype)
     colT_all = np.empty((nw, padded(tile * kk)), dtype=x.dtype)
     o_all = np.zeros((nw, padded(d)), dtype=np.int64)
     for n0 in range(0, nimg, chunk):
         nb = min(chunk, nimg - n0)
-        for r in prange(nb * nvrow):
-            virtual_row_cl(x, n0 + r // nvrow, geom, maps, r % nvrow, xv_all[r // nvrow], zero)
+        if not per_tile:
+            for r in prange(nb * nvrow):
+                vr = r % nvrow
+                virtual_cols_cl(x[n0 + r // nvrow], vrows[vr], geom, maps, 0, nc, 0, vl,
+                                xv_all[r // nvrow, vr * vl * nc:(vr + 1) * vl * nc], zero)
         njobs = nb * groups * ntile
         for wk in prange(nw):
             colT = colT_all[wk, :tile * kk].reshape((tile, kk))
             o = o_all[wk]
-            for job in range(wk, njobs, nw):
+            for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
                 tl = job % ntile
                 g = (job // ntile) % groups
                 nn = job // (ntile * groups)
                 p0 = tl * tile
                 npos = min(tile, lout - p0)
+                if per_tile:
+                    v0 = p0 * geom[G_STRIDE, 0]
+                    v1 = (p0 + npos - 1) * geom[G_STRIDE, 0] + reach + 1
+                    c0 = 0 if separable else g * cg
+                    plane = seg_all[wk]
+                    virtual_cols_cl(x[n0 + nn], vrows[0], geom, maps, c0, segc, v0, v1, plane,
+                                    zero)
+                    vbase, ncp, cbase = v0, segc, 0
+                else:
+                    plane = xv_all[nn]
+                    vbase, ncp, cbase = 0, nc, g * cg
                 if separable:
-                    gather_depthwise(xv_all[nn], nc, dwT, mult, geom, voff, p0, npos, colT, o,
+                    gather_depthwise(plane, vbase, ncp, dwT, mult, geom, voff, p0, npos, colT, o,
                                      zero)
                 else:
-                    gather_windows(xv_all[nn], nc, g * cg, cg, run, geom, voff, p0, npos, colT,
+                    run = geom[G_K, last] if cg == ncp and geom[G_DIL, last] == 1 else 1
+                    gather_windows(plane, vbase, ncp, cbase, cg, run, geom, voff, p0, npos, colT,
                                    o)
                 gemm_epilogue(w, g * m, m, colT, npos, out, n0 + nn, p0, bias, act, zero)
 
 
 @njit(**HELPER)
-def add_taps(acc, q0, vp, wt, voff, n):
-    """``acc[q0 + q] += sum_t wt[t] * vp[q0 + voff[t] + q]`` for ``0 <= q < n``.
+def add_taps(acc, q0, vp, wt, voff, n, assign):
+    """``acc[q0 + q] (+)= sum_t wt[t] * vp[q0 + voff[t] + q]`` for ``0 <= q < n``.
 
     Four taps per sweep, so the accumulator is read and written a quarter as
-    often as tap by tap.
+    often as tap by tap; with ``assign`` the first sweep overwrites it.
     """
     ntap = voff.shape[0]
     dst = acc[q0:q0 + n]
     t = 0
+    if assign:
+        if ntap >= 4:
+            a = vp[q0 + voff[0]:q0 + voff[0] + n]
+            b = vp[q0 + voff[1]:q0 + voff[1] + n]
+            c = vp[q0 + voff[2]:q0 + voff[2] + n]
+            e = vp[q0 + voff[3]:q0 + voff[3] + n]
+            w0 = wt[0]
+            w1 = wt[1]
+            w2 = wt[2]
+            w3 = wt[3]
+            for q in range(n):
+                dst[q] = w0 * a[q] + w1 * b[q] + w2 * c[q] + w3 * e[q]
+            t = 4
+        else:
+            a = vp[q0 + voff[0]:q0 + voff[0] + n]
+            w0 = wt[0]
+            for q in range(n):
+                dst[q] = w0 * a[q]
+            t = 1
     while t + 4 <= ntap:
         a = vp[q0 + voff[t]:q0 + voff[t] + n]
         b = vp[q0 + voff[t + 1]:q0 + voff[t + 1] + n]
@@ -508,38 +561,29 @@ def window_direct(x, w, bias, out, groups, geom, maps, voff, act, zero, workers)
         reach += (geom[G_OUT, a] - 1) * geom[G_STRIDE, a] * geom[G_VSTR, a]
     njobs = nimg * cout
     nw = max(min(workers, njobs), 1)
+    vrows = virtual_row_table(geom, maps)
+    orows = output_row_table(geom)
     acc_all = np.empty((nw, padded(lv)), dtype=x.dtype)
     vp_all = np.empty((nw, padded(lv)), dtype=x.dtype)
-    o_all = np.zeros((nw, padded(d)), dtype=np.int64)
     for wk in prange(nw):
         acc = acc_all[wk]
         vp = vp_all[wk]
-        o = o_all[wk]
-        for job in range(wk, njobs, nw):
+        for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
             n = job // cout
             co = job % cout
             g = co // m
-            for j in range(lv):
-                acc[j] = zero
             for c in range(cg):
-                virtual_plane(x[n, g * cg + c], geom, maps, vp, o, zero)
+                virtual_plane(x[n, g * cg + c], geom, maps, vrows, vp, zero)
                 wc = w[co, c * ntap:(c + 1) * ntap]
                 if unit:
-                    add_taps(acc, 0, vp, wc, voff, reach + 1)
+                    add_taps(acc, 0, vp, wc, voff, reach + 1, c == 0)
                 else:
-                    for a in range(d):
-                        o[a] = 0
-                    for _ in range(nrow):
-                        rb = row_origin(geom, o)
-                        next_row(geom[G_OUT], o, last)
-                        add_taps(acc, rb, vp, wc, voff, span)
+                    for r in range(nrow):
+                        add_taps(acc, orows[r], vp, wc, voff, span, c == 0)
             b = bias[co]
             orow = out[n, co]
-            for a in range(d):
-                o[a] = 0
             for r in range(nrow):
-                rb = row_origin(geom, o)
-                next_row(geom[G_OUT], o, last)
+                rb = orows[r]
                 dst = orow[r * olast:(r + 1) * olast]
                 if s_l == 1 and act == 0:
                     src = acc[rb:rb + olast]

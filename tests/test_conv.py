@@ -244,3 +244,19 @@ def test_param_count():
     assert w.size == numbaconv.param_count("conv", 32, 64, (3, 3), groups=2)
     with pytest.raises(ValueError, match="layer"):
         numbaconv.param_count("dense", 1, 1, 1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", MODES)
+def test_long_signal_many_tiles(rng, dtype, mode):
+    """1-D signals build their virtual segment per tile: cover several tiles and groups."""
+    x = rng.standard_normal((2, 4, 2500)).astype(dtype)
+    w = rng.standard_normal((6, 2, 3)).astype(dtype)
+    b = rng.standard_normal(6).astype(dtype)
+    kw = dict(stride=2, padding=((5, 2),), dilation=3, groups=2, padding_mode=mode)
+    assert_close(numbaconv.conv(x, w, b, **kw), conv_ref(x, w, b, **kw), dtype)
+    dw = rng.standard_normal((8, 1, 4)).astype(dtype)
+    pw = rng.standard_normal((5, 8)).astype(dtype)
+    kw = dict(padding="same", dilation=2, padding_mode=mode)
+    assert_close(numbaconv.separable_conv(x, dw, pw, **kw), separable_ref(x, dw, pw, **kw),
+                 dtype)
