@@ -29,8 +29,9 @@ same pattern of flat offsets (``voff``), with no bounds checks.
 
 Rules followed (``shared/GUIDE.md`` section 3): one ``prange`` per parallel
 step over worker slots (``workers``: ``numba.get_num_threads()`` of the
-caller), each worker with its own scratch and disjoint output tiles; helpers
-are plain inlined ``@njit``; float32 stays float32 in the hot loops.
+caller), each worker with a contiguous block of jobs, its own scratch and
+disjoint output tiles; helpers are plain inlined ``@njit``; float32 stays
+float32 in the hot loops.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ _PAD = 32
 def padded(n):
     """``n`` rounded up to a multiple of ``_PAD``, plus ``_PAD`` (per-worker row length)."""
     return (n + 2 * _PAD - 1) // _PAD * _PAD
+
 
 # ---------------------------------------------------------------------------
 # gather: virtual planes and windows

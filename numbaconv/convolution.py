@@ -267,6 +267,25 @@ conv2d = _conv_nd(2)
 conv3d = _conv_nd(3)
 
 
+def _depthwise_weight(
+    x: np.ndarray, weight: ArrayLike, name: str
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Check a depthwise filter bank against ``x``: ``(weight, x batched, was_unbatched)``."""
+    w = as_array(name, weight)
+    if w.ndim < 3 or w.shape[1] != 1:
+        raise ValueError(
+            f"{name} must have shape (C * multiplier, 1, *kernel), got {name}.shape={w.shape}"
+        )
+    xb, unbatched = _batched(x, w.ndim - 2, f"{name}.shape={w.shape}")
+    c = xb.shape[1]
+    if c == 0 or w.shape[0] % c:
+        raise ValueError(
+            f"{name}.shape[0] must be a multiple of the {c} input channels, "
+            f"got {name}.shape={w.shape}"
+        )
+    return w, xb, unbatched
+
+
 def depthwise_conv(
     x: ArrayLike,
     weight: ArrayLike,
@@ -304,19 +323,9 @@ def depthwise_conv(
     ((1, 8, 6, 6), 9.0, 4.0)
     """
     x = as_array("x", x)
-    weight = as_array("weight", weight)
-    if weight.ndim < 3 or weight.shape[1] != 1:
-        raise ValueError(
-            f"weight must have shape (C * multiplier, 1, *kernel), got weight.shape={weight.shape}"
-        )
-    xb, _ = _batched(x, weight.ndim - 2, f"weight.shape={weight.shape}")
-    c = xb.shape[1]
-    if c == 0 or weight.shape[0] % c:
-        raise ValueError(
-            f"weight.shape[0] must be a multiple of the {c} input channels, "
-            f"got weight.shape={weight.shape}"
-        )
-    return conv(x, weight, bias, stride, padding, dilation, c, padding_mode, activation)
+    weight, xb, _ = _depthwise_weight(x, weight, "weight")
+    return conv(x, weight, bias, stride, padding, dilation, xb.shape[1], padding_mode,
+                activation)
 
 
 def _pointwise_weight(weight: ArrayLike, name: str) -> np.ndarray:
@@ -425,21 +434,9 @@ def separable_conv(
            [ 8., 12., 12., 12.,  8.]], dtype=float32)
     """
     x = as_array("x", x)
-    dw = as_array("depthwise_weight", depthwise_weight)
-    if dw.ndim < 3 or dw.shape[1] != 1:
-        raise ValueError(
-            "depthwise_weight must have shape (C * multiplier, 1, *kernel), "
-            f"got depthwise_weight.shape={dw.shape}"
-        )
-    d = dw.ndim - 2
-    xb, unbatched = _batched(x, d, f"depthwise_weight.shape={dw.shape}")
+    dw, xb, unbatched = _depthwise_weight(x, depthwise_weight, "depthwise_weight")
     c = xb.shape[1]
     cdw = dw.shape[0]
-    if c == 0 or cdw % c:
-        raise ValueError(
-            f"depthwise_weight.shape[0] must be a multiple of the {c} input channels, "
-            f"got depthwise_weight.shape={dw.shape}"
-        )
     if any(k == 0 for k in dw.shape[2:]):
         raise ValueError(f"depthwise_weight must have non-empty axes, got {dw.shape}")
     pw = _pointwise_weight(pointwise_weight, "pointwise_weight")
