@@ -45,6 +45,7 @@ from ._geometry import (
     G_DIL,
     G_ID0,
     G_IDN,
+    G_IDSRC,
     G_INSTR,
     G_K,
     G_MAPOFF,
@@ -144,6 +145,7 @@ def virtual_cols_cl(xn, rowsrc, geom, maps, c0, ncx, j_lo, j_hi, dst, zero):
     ml = geom[G_MAPOFF, last]
     id0 = geom[G_ID0, last]
     idn = geom[G_IDN, last]
+    idsrc = geom[G_IDSRC, last]
     if rowsrc < 0:
         for j in range((j_hi - j_lo) * ncx):
             dst[j] = zero
@@ -164,7 +166,7 @@ def virtual_cols_cl(xn, rowsrc, geom, maps, c0, ncx, j_lo, j_hi, dst, zero):
     for j0 in range(a0, a1, 128):
         nj = min(128, a1 - j0)
         blk = dst[(j0 - j_lo) * ncx:(j0 - j_lo + nj) * ncx]
-        s0 = rowsrc + j0 - id0
+        s0 = rowsrc + idsrc + j0 - id0
         for c in range(ncx):
             src = xn[c0 + c, s0:s0 + nj]
             for j in range(nj):
@@ -196,7 +198,7 @@ def virtual_plane(xc, geom, maps, vrows, vp, zero):
             m = maps[ml + j]
             dst[j] = xc[rowsrc + m] if m >= 0 else zero
         mid = dst[id0:id0 + idn]
-        src = xc[rowsrc:rowsrc + idn]
+        src = xc[rowsrc + geom[G_IDSRC, last]:rowsrc + geom[G_IDSRC, last] + idn]
         for j in range(idn):
             mid[j] = src[j]
 

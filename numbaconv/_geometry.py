@@ -8,16 +8,16 @@ every rank:
 
 * ``geom`` -- an ``(NROWS, d)`` table with one row per per-axis quantity (the
   ``G_*`` row numbers below);
-* ``maps`` -- for each axis, the *virtual axis* the window slides over (the
-  padded input) mapped back to input indices, ``-1`` where the virtual sample is
-  a zero (zero padding). Every padding mode is one such lookup table, made by
-  :func:`numpy.pad` itself. Rows ``G_ID0``/``G_IDN`` of ``geom`` name the run
-  of the virtual axis that maps to the input one to one, which kernels copy
-  as a block;
-* ``taps`` -- the ``(T, d)`` kernel-tap coordinates in row-major order;
-  ``toff`` their flat offsets in the input (valid in the interior region,
-  where no padding is involved) and ``voff`` in the virtual (padded) plane,
-  where every window is the same pattern of flat offsets.
+* ``maps`` -- for each axis, the *virtual axis* the window slides over mapped
+  back to input indices, ``-1`` where the virtual sample is a zero. For a
+  convolution the virtual axis is the padded input, and every padding mode is
+  one such lookup table, made by :func:`numpy.pad` itself; for a transposed
+  convolution it is the input dilated by the stride (zeros in between).
+  Rows ``G_ID0``/``G_IDN``/``G_IDSRC`` of ``geom`` name the run of the
+  virtual axis that is a stretch of the input itself (``maps[ID0 + j] ==
+  IDSRC + j``), which kernels copy as a block;
+* ``voff`` -- the flat offsets of the kernel taps (row-major) in the virtual
+  plane, where every window is the same pattern of offsets.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ IntOrTuple = int | tuple[int, ...]
 Padding = int | str | tuple
 
 # rows of the ``geom`` table
-(G_IN, G_OUT, G_STRIDE, G_DIL, G_PAD, G_K, G_LO, G_HI, G_INSTR, G_OUTSTR, G_MAPOFF, G_VLEN,
- G_VSTR, G_ID0, G_IDN) = range(15)
-NROWS = 15
+(G_OUT, G_STRIDE, G_DIL, G_K, G_INSTR, G_MAPOFF, G_VLEN, G_VSTR, G_ID0, G_IDN,
+ G_IDSRC) = range(11)
+NROWS = 11
 
 #: padding_mode -> numpy.pad mode
 PADDING_MODES = {
@@ -202,61 +202,58 @@ def _strides(shape: tuple[int, ...]) -> np.ndarray:
     return st
 
 
-def interior(win: Window) -> tuple[np.ndarray, np.ndarray]:
-    """Per axis, the output range ``[lo, hi)`` whose windows need no padding."""
-    lo = np.zeros(win.ndim, dtype=np.int64)
-    hi = np.zeros(win.ndim, dtype=np.int64)
-    for a in range(win.ndim):
-        s, b = win.stride[a], win.pad[a][0]
-        reach = win.dilation[a] * (win.kernel[a] - 1)
-        lo[a] = min(-(-b // s), win.out_shape[a])
-        last = win.in_shape[a] - 1 + b - reach
-        hi[a] = min(last // s + 1, win.out_shape[a]) if last >= 0 else 0
-        hi[a] = max(hi[a], lo[a])
-    return lo, hi
-
-
 @dataclass(frozen=True)
 class Tables:
-    """The ``int64`` tables a compiled kernel reads (see the module docstring)."""
+    """The read-only ``int64`` tables a compiled kernel reads (see the module docstring)."""
 
     geom: np.ndarray
     maps: np.ndarray
-    taps: np.ndarray
-    toff: np.ndarray
     voff: np.ndarray
+
+
+def identity_run(m: np.ndarray) -> tuple[int, int, int]:
+    """The longest run of ``m`` that is consecutive input indices: ``(start, length, m[start])``."""
+    ok = m >= 0
+    step = np.flatnonzero(~(ok[1:] & ok[:-1] & (np.diff(m) == 1))) + 1  # run boundaries
+    starts = np.concatenate(([0], step))
+    ends = np.concatenate((step, [len(m)]))
+    lengths = np.where(ok[starts], ends - starts, 0)
+    best = int(np.argmax(lengths))
+    return int(starts[best]), int(lengths[best]), int(m[starts[best]]) if lengths[best] else 0
+
+
+def tables_from_maps(
+    in_shape: tuple[int, ...],
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+    out_shape: tuple[int, ...],
+    maps: list[np.ndarray],
+) -> Tables:
+    """Pack per-axis virtual-axis maps and the window into the kernels' tables."""
+    d = len(kernel)
+    geom = np.zeros((NROWS, d), dtype=np.int64)
+    geom[G_OUT] = out_shape
+    geom[G_STRIDE] = stride
+    geom[G_DIL] = dilation
+    geom[G_K] = kernel
+    geom[G_INSTR] = _strides(in_shape)
+    geom[G_MAPOFF] = np.cumsum([0] + [len(m) for m in maps[:-1]])
+    geom[G_VLEN] = [len(m) for m in maps]
+    geom[G_VSTR] = _strides(tuple(geom[G_VLEN]))
+    for a, m in enumerate(maps):
+        geom[G_ID0, a], geom[G_IDN, a], geom[G_IDSRC, a] = identity_run(m)
+    taps = np.indices(kernel, dtype=np.int64).reshape(d, -1).T
+    voff = (taps * np.asarray(dilation) * geom[G_VSTR]).sum(axis=1).astype(np.int64)
+    tables = Tables(geom, np.concatenate(maps).astype(np.int64), voff)
+    for arr in (tables.geom, tables.maps, tables.voff):
+        arr.flags.writeable = False
+    return tables
 
 
 @functools.lru_cache(maxsize=256)
 def kernel_tables(win: Window, padding_mode: str = "zeros") -> Tables:
-    """Pack a window and a padding mode into the tables the kernels read.
-
-    Cached per (window, mode): a layer called again and again rebuilds nothing.
-    The tables are read-only.
-    """
-    d = win.ndim
+    """The tables of a convolution window with ``padding_mode`` (cached; read-only)."""
     maps = [axis_map(n, b, e, padding_mode) for n, (b, e) in zip(win.in_shape, win.pad)]
-    geom = np.zeros((NROWS, d), dtype=np.int64)
-    geom[G_IN] = win.in_shape
-    geom[G_OUT] = win.out_shape
-    geom[G_STRIDE] = win.stride
-    geom[G_DIL] = win.dilation
-    geom[G_PAD] = [b for b, _ in win.pad]
-    geom[G_K] = win.kernel
-    geom[G_LO], geom[G_HI] = interior(win)
-    geom[G_INSTR] = _strides(win.in_shape)
-    geom[G_OUTSTR] = _strides(win.out_shape)
-    geom[G_MAPOFF] = np.cumsum([0] + [len(m) for m in maps[:-1]])
-    geom[G_VLEN] = [len(m) for m in maps]
-    geom[G_VSTR] = _strides(tuple(geom[G_VLEN]))
-    # the run of each virtual axis that is the input itself: [ID0, ID0 + IDN) -> [0, IDN)
-    geom[G_ID0] = geom[G_PAD]
-    geom[G_IDN] = geom[G_IN]
-    taps = np.indices(win.kernel, dtype=np.int64).reshape(d, -1).T.copy()
-    step = taps * np.asarray(win.dilation)
-    toff = (step * geom[G_INSTR]).sum(axis=1).astype(np.int64)
-    voff = (step * geom[G_VSTR]).sum(axis=1).astype(np.int64)
-    tables = Tables(geom, np.concatenate(maps).astype(np.int64), taps, toff, voff)
-    for a in (tables.geom, tables.maps, tables.taps, tables.toff, tables.voff):
-        a.flags.writeable = False
-    return tables
+    return tables_from_maps(win.in_shape, win.kernel, win.stride, win.dilation, win.out_shape,
+                            maps)
