@@ -17,6 +17,12 @@ from .convolution import (
     separable_conv,
 )
 from .params import param_count
+from .transposed import (
+    conv_transpose,
+    conv_transpose1d,
+    conv_transpose2d,
+    conv_transpose3d,
+)
 
 __version__ = "0.1.0"
 
@@ -25,6 +31,10 @@ __all__ = [
     "conv1d",
     "conv2d",
     "conv3d",
+    "conv_transpose",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
     "depthwise_conv",
     "param_count",
     "pointwise_conv",

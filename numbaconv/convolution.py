@@ -18,7 +18,7 @@ from ._dtypes import as_array, result_dtypes, to_kernel
 from ._geometry import (
     G_VLEN,
     Padding,
-    Window,
+    Tables,
     check_padding_mode,
     conv_window,
     kernel_tables,
@@ -89,28 +89,31 @@ def _bias(bias: ArrayLike | None, cout: int) -> np.ndarray | None:
     return b
 
 
-def _run(
+def run_window(
     xb: np.ndarray,
     w2: np.ndarray,
     bias: np.ndarray | None,
     groups: int,
-    win: Window,
-    padding_mode: str,
+    tab: Tables,
+    out_shape: tuple[int, ...],
     act: int,
     dw: np.ndarray | None = None,
     mult: int = 1,
 ) -> np.ndarray:
-    """Run a validated convolution; ``xb`` is batched, ``w2`` is ``(C_out, K)``."""
+    """Run a validated sliding-window weighted sum on the core.
+
+    ``xb`` is batched ``(N, C_in, *spatial)``, ``w2`` is ``(C_out, K)``, ``tab``
+    the window's tables and ``out_shape`` its spatial output shape.
+    """
     cdt, rdt = result_dtypes(x=xb, weight=w2, bias=bias, depthwise_weight=dw)
     nimg, cin = xb.shape[:2]
     cout = w2.shape[0]
-    out = np.empty((nimg, cout) + win.out_shape, dtype=cdt)
+    out = np.empty((nimg, cout) + tuple(out_shape), dtype=cdt)
     if nimg == 0:
         return out.astype(rdt, copy=False)
     x3 = to_kernel(xb, cdt).reshape(nimg, cin, -1)
     w2 = to_kernel(w2, cdt)
     b = np.zeros(cout, cdt) if bias is None else to_kernel(bias, cdt)
-    tab = kernel_tables(win, padding_mode)
     out3 = out.reshape(nimg, cout, -1)
     zero = cdt.type(0)
     workers = numba.get_num_threads()
@@ -232,7 +235,8 @@ def conv(
     win = conv_window(xb.shape[2:], weight.shape[2:], stride, padding, dilation)
     check_padding_mode(padding_mode, win)
     act = activation_code(activation)
-    out = _run(xb, weight.reshape(cout, -1), b, g, win, padding_mode, act)
+    out = run_window(xb, weight.reshape(cout, -1), b, g, kernel_tables(win, padding_mode),
+                     win.out_shape, act)
     return out[0] if unbatched else out
 
 
@@ -451,5 +455,6 @@ def separable_conv(
     win = conv_window(xb.shape[2:], dw.shape[2:], stride, padding, dilation)
     check_padding_mode(padding_mode, win)
     act = activation_code(activation)
-    out = _run(xb, pw, b, 1, win, padding_mode, act, dw=dw.reshape(cdw, -1), mult=cdw // c)
+    out = run_window(xb, pw, b, 1, kernel_tables(win, padding_mode), win.out_shape, act,
+                     dw=dw.reshape(cdw, -1), mult=cdw // c)
     return out[0] if unbatched else out

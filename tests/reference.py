@@ -104,3 +104,37 @@ def separable_ref(x, dw, pw, bias=None, activation=None, **kw):
     if bias is not None:
         z = z + np.asarray(bias, np.float64).reshape((1, -1) + (1,) * (x.ndim - 2))
     return ref_activation(z, activation)
+
+
+def conv_transpose_ref(x, w, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                       dilation=1, activation=None):
+    """Transposed convolution by its definition: every input sample scatters ``x * w``.
+
+    ``padding`` is an int, per-axis ints or per-axis (before, after) pairs.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    d = w.ndim - 2
+    n_in = x.shape[2:]
+    kernel = w.shape[2:]
+    stride = _tuple(stride, d)
+    dilation = _tuple(dilation, d)
+    op = _tuple(output_padding, d)
+    pads = ref_padding(padding, n_in, kernel, stride, dilation)
+    full = [(n - 1) * s + dl * (k - 1) + 1 + o
+            for n, s, dl, k, o in zip(n_in, stride, dilation, kernel, op)]
+    cin = x.shape[1]
+    ci, mo = cin // groups, w.shape[1]
+    y = np.zeros((x.shape[0], mo * groups) + tuple(full))
+    for g in range(groups):
+        xg = x[:, g * ci:(g + 1) * ci]
+        for t in np.ndindex(*kernel):
+            contrib = np.einsum("nc...,co->no...", xg, w[g * ci:(g + 1) * ci, :][(..., *t)])
+            sl = tuple(slice(ti * dl, ti * dl + (n - 1) * s + 1, s)
+                       for ti, dl, n, s in zip(t, dilation, n_in, stride))
+            y[(slice(None), slice(g * mo, (g + 1) * mo)) + sl] += contrib
+    out = tuple(f - pb - pa for f, (pb, pa) in zip(full, pads))
+    y = y[(slice(None), slice(None)) + tuple(slice(pb, pb + n) for (pb, _), n in zip(pads, out))]
+    if bias is not None:
+        y = y + np.asarray(bias, np.float64).reshape((1, -1) + (1,) * d)
+    return ref_activation(y, activation)

@@ -1,0 +1,221 @@
+"""Transposed convolution: the adjoint of :func:`numbaconv.conv`, on the same core.
+
+A transposed convolution is a stride-1 convolution, with the kernel flipped and
+its in/out channels swapped, over a *virtual* input: the input dilated by the
+stride (``stride - 1`` zeros between samples) and padded by
+``dilation * (kernel - 1) - padding`` (cropped where that is negative). That
+virtual axis is one more lookup table for the sliding-window core (the gather
+form of ``lhs_dilation`` in ``jax.lax.conv_general_dilated``).
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+
+import numpy as np
+
+from ._activations import activation_code
+from ._dtypes import as_array
+from ._geometry import IntOrTuple, Padding, Tables, normalise_padding, per_axis, tables_from_maps
+from .convolution import ArrayLike, _batched, _bias, _groups, run_window
+
+__all__ = ["conv_transpose", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
+
+
+def _output_padding(
+    output_padding: IntOrTuple, output_size: object, in_shape, kernel, stride, dilation, pads
+) -> tuple[int, ...]:
+    d = len(kernel)
+    if output_size is None:
+        op = per_axis("output_padding", output_padding, d, 0)
+        for a in range(d):
+            if op[a] >= max(stride[a], dilation[a]):
+                raise ValueError(
+                    f"output_padding must be smaller than either stride or dilation along "
+                    f"each axis, got output_padding={output_padding}, stride={stride}, "
+                    f"dilation={dilation}"
+                )
+        return op
+    try:
+        size = tuple(operator.index(v) for v in output_size)
+    except TypeError:
+        raise TypeError(f"output_size must be a tuple of ints, got {output_size!r}") from None
+    if len(size) == d + 2:  # (N, C, *spatial) accepted, as torch does
+        size = size[2:]
+    if len(size) != d:
+        raise ValueError(f"output_size must have {d} spatial sizes, got {output_size!r}")
+    op = []
+    for a in range(d):
+        lo = (in_shape[a] - 1) * stride[a] - sum(pads[a]) + dilation[a] * (kernel[a] - 1) + 1
+        hi = lo + stride[a] - 1
+        if not lo <= size[a] <= hi:
+            raise ValueError(
+                f"output_size {size} cannot be reached: spatial axis {a} can have "
+                f"{lo} to {hi} samples with this input, stride, padding and kernel"
+            )
+        op.append(size[a] - lo)
+    return tuple(op)
+
+
+def _same_transposed(n: int, k: int, s: int, dl: int) -> tuple[tuple[int, int], int]:
+    """Padding and output_padding giving ``n * s`` outputs (the adjoint of conv 'same')."""
+    total = dl * (k - 1) + 1 - s
+    if total >= 0:
+        return (total // 2, total - total // 2), 0
+    return (0, 0), -total
+
+
+@functools.lru_cache(maxsize=256)
+def transposed_tables(in_shape, kernel, stride, dilation, pads, op) -> tuple[Tables, tuple]:
+    """Tables of the equivalent stride-1 convolution over the dilated, padded input."""
+    maps, out_shape = [], []
+    for n, k, s, dl, (pb, pa), o in zip(in_shape, kernel, stride, dilation, pads, op):
+        out = (n - 1) * s - pb - pa + dl * (k - 1) + o + 1
+        if out < 1:
+            raise ValueError(
+                f"the output would be empty: input size {n}, stride {s}, padding {(pb, pa)}, "
+                f"dilation {dl} and kernel size {k} give {out} samples"
+            )
+        lead = dl * (k - 1) - pb  # virtual position of input sample 0
+        u = np.arange(out + dl * (k - 1), dtype=np.int64) - lead
+        m = np.where((u >= 0) & (u % s == 0) & (u // s < n), u // s, -1)
+        maps.append(m)
+        out_shape.append(out)
+    tab = tables_from_maps(in_shape, kernel, (1,) * len(kernel), dilation, tuple(out_shape), maps)
+    return tab, tuple(out_shape)
+
+
+def conv_transpose(
+    x: ArrayLike,
+    weight: ArrayLike,
+    bias: ArrayLike | None = None,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    output_padding: IntOrTuple = 0,
+    groups: int = 1,
+    dilation: IntOrTuple = 1,
+    activation: str | None = None,
+    output_size: tuple[int, ...] | None = None,
+) -> np.ndarray:
+    """N-D transposed convolution, as ``torch.nn.functional.conv_transpose1d/2d/3d``.
+
+    The exact adjoint of :func:`numbaconv.conv` with the same ``stride``,
+    ``padding``, ``dilation`` and ``groups``: ``<conv(x, w), y> == <x,
+    conv_transpose(y, w)>``.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C_in, *spatial) or (C_in, *spatial)
+    weight : array_like, shape (C_in, C_out // groups, *kernel)
+    bias : array_like, shape (C_out,), optional
+    stride, dilation : int or tuple of d ints
+    padding : int, tuple of d ints, tuple of d (before, after) pairs, 'valid' or 'same'
+        Removed from each side of the full output. ``'same'`` gives
+        ``input * stride`` samples per axis (TensorFlow's SAME for transposed
+        convolution, the adjoint of ``conv(..., padding='same')``).
+    output_padding : int or tuple of d ints
+        Extra samples at the end of each axis, each smaller than
+        ``max(stride, dilation)``.
+    groups : int
+    activation : str or None
+        As in :func:`numbaconv.conv`, fused into the same pass.
+    output_size : tuple of d ints (or the full ``(N, C, *spatial)``), optional
+        Picks ``output_padding``, as ``torch.nn.ConvTranspose*d`` does.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, C_out, *out_spatial)
+        ``out = (in - 1)*stride - pad_before - pad_after + dilation*(kernel - 1)
+        + output_padding + 1`` per axis; dtypes as in :func:`numbaconv.conv`.
+
+    Examples
+    --------
+    >>> import numpy as np, numbaconv
+    >>> x = np.array([[[1.0, 2.0, 3.0]]])                    # (N=1, C_in=1, W=3)
+    >>> numbaconv.conv_transpose(x, np.ones((1, 1, 2)), stride=2)
+    array([[[1., 1., 2., 2., 3., 3.]]])
+    >>> y = np.ones((2, 16, 8, 8), np.float32)
+    >>> numbaconv.conv_transpose(y, np.ones((16, 4, 4, 4), np.float32), stride=2,
+    ...                          padding=1).shape
+    (2, 4, 16, 16)
+    """
+    x = as_array("x", x)
+    weight = as_array("weight", weight)
+    if weight.ndim < 3:
+        raise ValueError(
+            f"weight must have shape (C_in, C_out // groups, *kernel) with at least one "
+            f"spatial axis, got weight.shape={weight.shape}"
+        )
+    d = weight.ndim - 2
+    xb, unbatched = _batched(x, d, f"weight.shape={weight.shape}")
+    g = _groups(groups)
+    cin = xb.shape[1]
+    if weight.shape[0] != cin:
+        raise ValueError(
+            f"weight.shape[0] must be C_in = {cin}, got weight.shape={weight.shape}"
+        )
+    if cin % g:
+        raise ValueError(f"C_in ({cin}) must be divisible by groups ({g})")
+    if weight.shape[1] == 0 or any(k == 0 for k in weight.shape[2:]):
+        raise ValueError(f"weight must have non-empty axes, got weight.shape={weight.shape}")
+    mo = weight.shape[1]
+    cout = mo * g
+    kernel = weight.shape[2:]
+    stride_t = per_axis("stride", stride, d, 1)
+    dil_t = per_axis("dilation", dilation, d, 1)
+    pad = normalise_padding(padding, d)
+    in_shape = xb.shape[2:]
+    if pad == "same":
+        same = [_same_transposed(n, k, s, dl) for n, k, s, dl in
+                zip(in_shape, kernel, stride_t, dil_t)]
+        pads = tuple(p for p, _ in same)
+        op = tuple(o for _, o in same)
+        if output_size is not None or output_padding != 0:
+            raise ValueError("padding='same' fixes the output size: give neither "
+                             "output_padding nor output_size")
+    else:
+        pads = ((0, 0),) * d if pad == "valid" else pad
+        op = _output_padding(output_padding, output_size, in_shape, kernel, stride_t, dil_t,
+                             pads)
+    b = _bias(bias, cout)
+    act = activation_code(activation)
+    tab, out_shape = transposed_tables(tuple(in_shape), tuple(kernel), stride_t, dil_t, pads, op)
+    # equivalent convolution weight: (C_out, C_in // groups, *kernel), spatially flipped
+    ci = cin // g
+    w_eq = weight.reshape((g, ci, mo) + kernel).swapaxes(1, 2)
+    w_eq = w_eq[(Ellipsis,) + (slice(None, None, -1),) * d].reshape(cout, -1)
+    out = run_window(xb, w_eq, b, g, tab, out_shape, act)
+    return out[0] if unbatched else out
+
+
+def _transpose_nd(d: int):
+    def f(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
+          activation=None, output_size=None):
+        w = as_array("weight", weight)
+        if w.ndim != d + 2:
+            raise ValueError(
+                f"conv_transpose{d}d takes weight of shape (C_in, C_out // groups"
+                f"{', k' * d}) ({d + 2} axes), got weight.shape={w.shape}"
+            )
+        return conv_transpose(x, w, bias, stride, padding, output_padding, groups, dilation,
+                              activation, output_size)
+
+    f.__name__ = f.__qualname__ = f"conv_transpose{d}d"
+    f.__doc__ = f"""{d}-D transposed convolution: :func:`conv_transpose`, checking the rank.
+
+    Same as ``torch.nn.functional.conv_transpose{d}d``; see :func:`conv_transpose`.
+
+    Examples
+    --------
+    >>> import numpy as np, numbaconv
+    >>> x = np.ones((1, 2{', 4' * d}), np.float32)
+    >>> numbaconv.conv_transpose{d}d(x, np.ones((2, 3{', 3' * d}), np.float32), stride=2).shape
+    (1, 3{', 9' * d})
+    """
+    return f
+
+
+conv_transpose1d = _transpose_nd(1)
+conv_transpose2d = _transpose_nd(2)
+conv_transpose3d = _transpose_nd(3)
