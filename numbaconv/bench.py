@@ -100,6 +100,25 @@ def _separable_case(torch) -> Case:
                 "torch" if torch is not None else "-", peer)
 
 
+def _transpose_case(torch) -> Case:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 256, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((256, 128, 4, 4)).astype(np.float32)
+    kw = dict(stride=2, padding=1)
+    flops = 2.0 * x.size * 128 * 16  # every input sample meets every tap once
+    peer = None
+    if torch is not None:
+        tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+
+        def peer():
+            with torch.no_grad():
+                return torch.nn.functional.conv_transpose2d(tx, tw, **kw)
+
+    return Case("conv_transpose2d k4 s2", "(16, 256, 8, 8) -> 128, k4x4", flops,
+                lambda: numbaconv.conv_transpose(x, w, **kw),
+                "torch" if torch is not None else "-", peer)
+
+
 def _scipy_case(name, shape, kernel) -> Case | None:
     try:
         from scipy import ndimage
@@ -141,6 +160,7 @@ def cases(quick: bool = False) -> list[Case]:
         "conv2d 3x3 float64": lambda: _conv_case("conv2d 3x3 float64", (8, 64, 56, 56),
                                                  (64, 64, 3, 3), torch, dtype=np.float64,
                                                  padding=1),
+        "conv_transpose2d k4 s2": lambda: _transpose_case(torch),
         "correlate 2-D 5x5": lambda: _scipy_case("correlate 2-D 5x5", (1024, 1024), (5, 5)),
         "correlate 3-D 3x3x3": lambda: _scipy_case("correlate 3-D 3x3x3", (96, 96, 96),
                                                    (3, 3, 3)),

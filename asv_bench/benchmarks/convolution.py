@@ -118,6 +118,28 @@ class Separable:
         numbaconv.separable_conv(self.x, self.dw, self.pw, padding=1)
 
 
+class ConvTranspose:
+    """A DCGAN generator layer: (16, 256, 8, 8) -> 128, kernel 4, stride 2, padding 1."""
+
+    params = (["float32", "float64"],)
+    param_names = ["dtype"]
+
+    def setup(self, dtype):
+        self.x, self.w = arrays((16, 256, 8, 8), (256, 128, 4, 4), dtype=dtype)
+        numbaconv.conv_transpose(self.x, self.w, stride=2, padding=1)
+
+    def time_numbaconv(self, dtype):
+        numbaconv.conv_transpose(self.x, self.w, stride=2, padding=1)
+
+    @needs_torch
+    def time_torch(self, dtype):
+        torch.nn.functional.conv_transpose2d(torch.from_numpy(self.x), torch.from_numpy(self.w),
+                                             stride=2, padding=1)
+
+    def peakmem_numbaconv(self, dtype):
+        numbaconv.conv_transpose(self.x, self.w, stride=2, padding=1)
+
+
 class Correlate:
     """Single-channel filtering, beside scipy.ndimage.correlate."""
 
