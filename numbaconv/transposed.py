@@ -1,17 +1,25 @@
 """Transposed convolution: the adjoint of :func:`numbaconv.conv`, on the same core.
 
 A transposed convolution is a stride-1 convolution, with the kernel flipped and
-its in/out channels swapped, over a *virtual* input: the input dilated by the
-stride (``stride - 1`` zeros between samples) and padded by
-``dilation * (kernel - 1) - padding`` (cropped where that is negative). That
-virtual axis is one more lookup table for the sliding-window core (the gather
-form of ``lhs_dilation`` in ``jax.lax.conv_general_dilated``).
+its in/out channels swapped, over the input dilated by the stride (``stride -
+1`` zeros between samples) and padded by ``dilation * (kernel - 1) -
+padding`` (the gather form of ``lhs_dilation`` in
+``jax.lax.conv_general_dilated``).
+
+Most of that dilated input is zeros, so it is computed by *phases*: the outputs
+``o = q * stride + r`` of one phase ``r`` (per axis) meet only the taps that
+land on real samples, and those form a smaller kernel with its own dilation
+over the undilated input. Each phase is one ordinary window on the core (its
+virtual axis a lookup table like any padding), written into its strided slice
+of the output: ``stride ** d`` phases, together doing no work on zeros.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import operator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -66,10 +74,37 @@ def _same_transposed(n: int, k: int, s: int, dl: int) -> tuple[tuple[int, int], 
     return (0, 0), -total
 
 
-@functools.lru_cache(maxsize=256)
-def transposed_tables(in_shape, kernel, stride, dilation, pads, op) -> tuple[Tables, tuple]:
-    """Tables of the equivalent stride-1 convolution over the dilated, padded input."""
-    maps, out_shape = [], []
+@dataclass(frozen=True)
+class Phase:
+    """One output phase: where it writes, which taps it has, and its window's tables."""
+
+    where: tuple[slice, ...]
+    taps: tuple[tuple[int, ...], ...]
+    tables: Tables
+    out_shape: tuple[int, ...]
+
+
+def _axis_phases(n, k, s, dl, pb, out):
+    """Per phase ``r`` of one axis: (taps, virtual-axis map, sub-dilation, outputs)."""
+    lead = dl * (k - 1) - pb  # dilated-input position of input sample 0, in virtual coords
+    phases = []
+    for r in range(s):
+        nq = len(range(r, out, s))
+        taps = [t for t in range(k) if (r + t * dl - lead) % s == 0]
+        if not taps:  # no tap of this phase meets a real sample: one tap on zeros
+            phases.append(((), np.full(nq, -1, np.int64), 1, nq))
+            continue
+        first = (r + taps[0] * dl - lead) // s  # input index read by the first tap at q = 0
+        step = (taps[1] - taps[0]) * dl // s if len(taps) > 1 else 1
+        v = np.arange(nq + step * (len(taps) - 1), dtype=np.int64) + first
+        phases.append((tuple(taps), np.where((v >= 0) & (v < n), v, -1), step, nq))
+    return phases
+
+
+@functools.lru_cache(maxsize=64)
+def transposed_phases(in_shape, kernel, stride, dilation, pads, op):
+    """The output shape and the non-empty phases of a transposed convolution."""
+    out_shape = []
     for n, k, s, dl, (pb, pa), o in zip(in_shape, kernel, stride, dilation, pads, op):
         out = (n - 1) * s - pb - pa + dl * (k - 1) + o + 1
         if out < 1:
@@ -77,13 +112,26 @@ def transposed_tables(in_shape, kernel, stride, dilation, pads, op) -> tuple[Tab
                 f"the output would be empty: input size {n}, stride {s}, padding {(pb, pa)}, "
                 f"dilation {dl} and kernel size {k} give {out} samples"
             )
-        lead = dl * (k - 1) - pb  # virtual position of input sample 0
-        u = np.arange(out + dl * (k - 1), dtype=np.int64) - lead
-        m = np.where((u >= 0) & (u % s == 0) & (u // s < n), u // s, -1)
-        maps.append(m)
         out_shape.append(out)
-    tab = tables_from_maps(in_shape, kernel, (1,) * len(kernel), dilation, tuple(out_shape), maps)
-    return tab, tuple(out_shape)
+    per_axis_phases = [_axis_phases(n, k, s, dl, pb, out) for n, k, s, dl, (pb, _), out in
+                       zip(in_shape, kernel, stride, dilation, pads, out_shape)]
+    phases = []
+    for combo in itertools.product(*(range(s) for s in stride)):
+        parts = [per_axis_phases[a][r] for a, r in enumerate(combo)]
+        shape = tuple(p[3] for p in parts)
+        if 0 in shape:
+            continue
+        taps = tuple(p[0] for p in parts)
+        if all(taps):
+            tab = tables_from_maps(in_shape, tuple(len(t) for t in taps), (1,) * len(kernel),
+                                   tuple(p[2] for p in parts), shape, [p[1] for p in parts])
+        else:  # no tap meets a sample along some axis: one tap over zeros, on every axis
+            ones = (1,) * len(kernel)
+            tab = tables_from_maps(in_shape, ones, ones, ones, shape,
+                                   [np.full(q, -1, np.int64) for q in shape])
+        where = tuple(slice(r, None, s) for r, s in zip(combo, stride))
+        phases.append(Phase(where, taps, tab, shape))
+    return tuple(out_shape), tuple(phases)
 
 
 def conv_transpose(
@@ -180,12 +228,22 @@ def conv_transpose(
                              pads)
     b = _bias(bias, cout)
     act = activation_code(activation)
-    tab, out_shape = transposed_tables(tuple(in_shape), tuple(kernel), stride_t, dil_t, pads, op)
+    out_shape, phases = transposed_phases(tuple(in_shape), tuple(kernel), stride_t, dil_t,
+                                          pads, op)
     # equivalent convolution weight: (C_out, C_in // groups, *kernel), spatially flipped
     ci = cin // g
-    w_eq = weight.reshape((g, ci, mo) + kernel).swapaxes(1, 2)
-    w_eq = w_eq[(Ellipsis,) + (slice(None, None, -1),) * d].reshape(cout, -1)
-    out = run_window(xb, w_eq, b, g, tab, out_shape, act)
+    w_eq = weight.reshape((g, ci, mo) + kernel).swapaxes(1, 2).reshape((cout, ci) + kernel)
+    w_eq = w_eq[(Ellipsis,) + (slice(None, None, -1),) * d]
+    out = None
+    for ph in phases:
+        if all(ph.taps):
+            w_sub = w_eq[(slice(None), slice(None)) + np.ix_(*ph.taps)]
+        else:  # a phase that meets no sample: bias and activation only
+            w_sub = np.zeros((cout, ci) + (1,) * d, dtype=w_eq.dtype)
+        part = run_window(xb, w_sub.reshape(cout, -1), b, g, ph.tables, ph.out_shape, act)
+        if out is None:
+            out = np.empty(part.shape[:2] + out_shape, dtype=part.dtype)
+        out[(slice(None), slice(None)) + ph.where] = part
     return out[0] if unbatched else out
 
 
