@@ -17,6 +17,20 @@ from .convolution import (
     separable_conv,
 )
 from .params import param_count
+from .pooling import (
+    avg_pool,
+    avg_pool1d,
+    avg_pool2d,
+    avg_pool3d,
+    lp_pool,
+    lp_pool1d,
+    lp_pool2d,
+    lp_pool3d,
+    max_pool,
+    max_pool1d,
+    max_pool2d,
+    max_pool3d,
+)
 from .transposed import (
     conv_transpose,
     conv_transpose1d,
@@ -27,6 +41,18 @@ from .transposed import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "avg_pool",
+    "avg_pool1d",
+    "avg_pool2d",
+    "avg_pool3d",
+    "lp_pool",
+    "lp_pool1d",
+    "lp_pool2d",
+    "lp_pool3d",
+    "max_pool",
+    "max_pool1d",
+    "max_pool2d",
+    "max_pool3d",
     "conv",
     "conv1d",
     "conv2d",

@@ -6,6 +6,7 @@ and an einsum per group, computed in float64 (or higher).
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -138,3 +139,58 @@ def conv_transpose_ref(x, w, bias=None, stride=1, padding=0, output_padding=0, g
     if bias is not None:
         y = y + np.asarray(bias, np.float64).reshape((1, -1) + (1,) * d)
     return ref_activation(y, activation)
+
+
+def _pool_positions(n, k, s, p, dl, out):
+    """Per output index of one axis: the input positions of its taps (may be out of range)."""
+    return [[o * s - p + t * dl for t in range(k)] for o in range(out)]
+
+
+def pool_out_size(n, k, s, p, dl, ceil_mode):
+    """PyTorch's rule, restated: floor or ceil, and a ceil window must start before n + p."""
+    span = n + 2 * p - dl * (k - 1) - 1
+    out = (-(-span // s) if ceil_mode else span // s) + 1
+    if ceil_mode and (out - 1) * s >= n + p:
+        out -= 1
+    return out
+
+
+def pool_ref(x, op, kernel, stride, padding, dilation, ceil_mode, count_include_pad=True,
+             divisor_override=None, norm_type=None):
+    """Max / average / Lp pooling of (N, C, *spatial) by explicit loops over outputs.
+
+    Returns (values, indices) for "max", values otherwise.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    d = len(kernel)
+    sp = x.shape[2:]
+    outs = [pool_out_size(n, k, s, p, dl, ceil_mode)
+            for n, k, s, p, dl in zip(sp, kernel, stride, padding, dilation)]
+    pos = [_pool_positions(n, k, s, p, dl, o)
+           for n, k, s, p, dl, o in zip(sp, kernel, stride, padding, dilation, outs)]
+    y = np.zeros(x.shape[:2] + tuple(outs))
+    idx = np.zeros(y.shape, dtype=np.int64)
+    flat = x.reshape(x.shape[:2] + (-1,))
+    for o in np.ndindex(*outs):
+        taps = list(itertools.product(*(pos[a][o[a]] for a in range(d))))
+        inside = [t for t in taps if all(0 <= t[a] < sp[a] for a in range(d))]
+        padded = [t for t in taps
+                  if all(-padding[a] <= t[a] < sp[a] + padding[a] for a in range(d))]
+        fl = [int(np.ravel_multi_index(t, sp)) for t in inside]
+        vals = flat[:, :, fl]
+        if op == "max":
+            for n_, c_ in np.ndindex(*x.shape[:2]):
+                best, bi = -np.inf, fl[0]
+                for v, i in zip(vals[n_, c_], fl):
+                    if v > best or np.isnan(v):
+                        best, bi = v, i
+                y[(n_, c_) + o] = best
+                idx[(n_, c_) + o] = bi
+        elif op == "avg":
+            div = divisor_override or (len(padded) if count_include_pad else len(inside))
+            y[(slice(None), slice(None)) + o] = vals.sum(axis=2) / div
+        else:  # lp: torch scales a short window up to the full kernel size
+            total = (vals ** norm_type).sum(axis=2) * (math.prod(kernel) / len(inside))
+            with np.errstate(invalid="ignore"):
+                y[(slice(None), slice(None)) + o] = total ** (1.0 / norm_type)
+    return (y, idx) if op == "max" else y

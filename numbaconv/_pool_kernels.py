@@ -1,0 +1,134 @@
+"""Pooling on the sliding-window core: the same virtual planes, other reduce steps.
+
+A job is one (image, channel) plane, as in :func:`numbaconv._core.window_direct`:
+the plane's virtual plane (padding filled with ``fill``: ``-inf`` for max, 0
+for sums) is reduced over the window's taps into an accumulator laid out like
+the virtual plane, and the epilogue writes each output (scaled, for averages).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._config import HELPER, PARALLEL
+from ._core import output_row_table, padded, virtual_plane, virtual_row_table
+from ._geometry import G_OUT, G_STRIDE, G_VLEN, G_VSTR
+
+#: reduce codes
+MAX, MAX_INDEX, SUM, POWER_SUM = 0, 1, 2, 3
+
+
+@njit(**HELPER)
+def _spans(geom, orows, unit, reach, span, r):
+    """(start, length) of the accumulator range output row ``r`` needs (all rows if ``unit``)."""
+    if unit:
+        return 0, reach + 1
+    return orows[r], span
+
+
+@njit(**PARALLEL)
+def window_pool(x, out, idx, geom, maps, voff, vidx, op, power, scale, scale_off, fill,
+                workers):
+    """Pool every (image, channel) plane of ``x`` (N, C, L_in) into ``out`` (N, C, L_out).
+
+    ``op``: MAX, MAX_INDEX (also writes the flat input index of each maximum
+    to ``idx``, PyTorch's rule: the first valid tap, then any larger value or
+    any NaN), SUM or POWER_SUM (sum of ``x ** power``). Sums are multiplied by
+    ``prod_a scale[scale_off[a] + o_a]`` per output ``o``. ``vidx`` maps each
+    virtual-plane position to its flat input index (-1 in the padding).
+    """
+    nimg, nc, lin = x.shape
+    d = geom.shape[1]
+    last = d - 1
+    lv = geom[G_VSTR, 0] * geom[G_VLEN, 0]
+    olast = geom[G_OUT, last]
+    lout = out.shape[2]
+    nrow = lout // olast
+    s_l = geom[G_STRIDE, last]
+    span = (olast - 1) * s_l + 1
+    unit = True
+    reach = 0
+    for a in range(d):
+        if geom[G_STRIDE, a] != 1:
+            unit = False
+        reach += (geom[G_OUT, a] - 1) * geom[G_STRIDE, a] * geom[G_VSTR, a]
+    njobs = nimg * nc
+    nw = max(min(workers, njobs), 1)
+    vrows = virtual_row_table(geom, maps)
+    orows = output_row_table(geom)
+    ntap = voff.shape[0]
+    acc_all = np.empty((nw, padded(lv)), dtype=x.dtype)
+    vp_all = np.empty((nw, padded(lv)), dtype=x.dtype)
+    arg_all = np.empty((nw, padded(lv)), dtype=np.int64)
+    coord_all = np.zeros((nw, padded(d)), dtype=np.int64)
+    ninf = x.dtype.type(-np.inf)
+    for wk in prange(nw):
+        acc = acc_all[wk]
+        vp = vp_all[wk]
+        arg = arg_all[wk]
+        o = coord_all[wk]
+        for job in range((wk * njobs) // nw, ((wk + 1) * njobs) // nw):
+            n = job // nc
+            c = job % nc
+            virtual_plane(x[n, c], geom, maps, vrows, vp, fill)
+            if op == POWER_SUM:
+                for j in range(lv):
+                    vp[j] = vp[j] ** power
+            nruns = 1 if unit else nrow
+            for r in range(nruns):
+                q0, m = _spans(geom, orows, unit, reach, span, r)
+                dst = acc[q0:q0 + m]
+                if op == MAX or op == MAX_INDEX:
+                    for q in range(m):
+                        dst[q] = ninf
+                    if op == MAX_INDEX:
+                        ag = arg[q0:q0 + m]
+                        for q in range(m):
+                            ag[q] = -1
+                else:
+                    for q in range(m):
+                        dst[q] = 0
+                for t in range(ntap):
+                    src = vp[q0 + voff[t]:q0 + voff[t] + m]
+                    if op == MAX:
+                        for q in range(m):
+                            v = src[q]
+                            if v > dst[q] or v != v:
+                                dst[q] = v
+                    elif op == MAX_INDEX:
+                        ag = arg[q0:q0 + m]
+                        vi = vidx[q0 + voff[t]:q0 + voff[t] + m]
+                        for q in range(m):
+                            v = src[q]
+                            if vi[q] >= 0 and (ag[q] < 0 or v > dst[q] or v != v):
+                                dst[q] = v
+                                ag[q] = vi[q]
+                    else:
+                        for q in range(m):
+                            dst[q] += src[q]
+            # epilogue, output row by output row
+            orow = out[n, c]
+            for a in range(d):
+                o[a] = 0
+            for r in range(nrow):
+                rb = orows[r]
+                base = 1.0
+                for a in range(last):
+                    base *= scale[scale_off[a] + o[a]]
+                for j in range(olast):
+                    q = rb + j * s_l
+                    if op == MAX:
+                        orow[r * olast + j] = acc[q]
+                    elif op == MAX_INDEX:
+                        orow[r * olast + j] = acc[q]
+                        idx[n, c, r * olast + j] = arg[q]
+                    else:
+                        orow[r * olast + j] = acc[q] * (base * scale[scale_off[last] + j])
+                a = last - 1
+                while a >= 0:
+                    o[a] += 1
+                    if o[a] < geom[G_OUT, a]:
+                        break
+                    o[a] = 0
+                    a -= 1

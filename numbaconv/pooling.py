@@ -1,0 +1,326 @@
+"""Pooling in any rank: max, average and power-average (Lp), as ``torch.nn.functional``.
+
+All three run on the sliding-window core (:mod:`numbaconv._pool_kernels`): the
+window geometry and virtual planes of convolution, with a max or sum reduce
+instead of the weighted sum.
+
+The rank is ``len(kernel_size)`` when it is a tuple; an int ``kernel_size``
+means ``x.ndim - 2`` spatial axes, that is a batched ``(N, C, *spatial)``
+input. Pass a tuple to pool an unbatched ``(C, *spatial)`` input.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numba
+import numpy as np
+
+from . import _pool_kernels as pk
+from ._dtypes import as_array, result_dtypes, to_kernel
+from ._geometry import G_VLEN, IntOrTuple, per_axis, tables_from_maps
+from .convolution import ArrayLike
+
+__all__ = [
+    "avg_pool", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+    "lp_pool", "lp_pool1d", "lp_pool2d", "lp_pool3d",
+    "max_pool", "max_pool1d", "max_pool2d", "max_pool3d",
+]
+
+
+def _rank_and_batch(x: np.ndarray, kernel_size: IntOrTuple) -> tuple[int, np.ndarray, bool]:
+    if isinstance(kernel_size, (tuple, list)):
+        d = len(kernel_size)
+        if d == 0:
+            raise ValueError("kernel_size must not be empty")
+    else:
+        d = x.ndim - 2
+        if d < 1:
+            raise ValueError(
+                f"x must have shape (N, C, *spatial) for an int kernel_size, got x.shape={x.shape}"
+                " (pass kernel_size as a tuple to pool an unbatched input)"
+            )
+    if x.ndim == d + 2:
+        xb, unbatched = x, False
+    elif x.ndim == d + 1:
+        xb, unbatched = x[None], True
+    else:
+        raise ValueError(
+            f"x must have shape (N, C, *spatial) or (C, *spatial) with {d} spatial axes "
+            f"for kernel_size={kernel_size!r}, got x.shape={x.shape}"
+        )
+    if any(n == 0 for n in xb.shape[2:]):
+        raise ValueError(f"x must have non-empty spatial axes, got x.shape={x.shape}")
+    return d, xb, unbatched
+
+
+def pool_output_size(n: int, k: int, s: int, p: int, dl: int, ceil_mode: bool) -> int:
+    """PyTorch's pooling output size; in ceil mode the last window must start inside
+    the input or the left padding."""
+    span = n + 2 * p - dl * (k - 1) - 1
+    out = (span + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= n + p:
+        out -= 1
+    return out
+
+
+def _window(x, kernel_size, stride, padding, dilation, ceil_mode, name):
+    d, xb, unbatched = _rank_and_batch(x, kernel_size)
+    k = per_axis("kernel_size", kernel_size, d, 1)
+    s = k if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) \
+        else per_axis("stride", stride, d, 1)
+    p = per_axis("padding", padding, d, 0)
+    dl = per_axis("dilation", dilation, d, 1)
+    for a in range(d):
+        if p[a] > k[a] // 2:
+            raise ValueError(
+                f"{name}: padding must be at most half the kernel size along each axis, "
+                f"got padding={padding!r} for kernel_size={kernel_size!r}"
+            )
+    out = tuple(pool_output_size(n, k[a], s[a], p[a], dl[a], bool(ceil_mode))
+                for a, n in enumerate(xb.shape[2:]))
+    if min(out) < 1:
+        raise ValueError(
+            f"{name}: the output would be empty: input {xb.shape[2:]}, kernel_size {k}, "
+            f"stride {s}, padding {p}, dilation {dl}"
+        )
+    return xb, unbatched, (tuple(xb.shape[2:]), k, s, p, dl, out)
+
+
+@functools.lru_cache(maxsize=128)
+def _pool_tables(in_shape, k, s, p, dl, out):
+    """Tables of the pooling window, and the virtual-position -> input-index plane."""
+    maps = []
+    for n, ka, sa, pa, da, oa in zip(in_shape, k, s, p, dl, out):
+        v = np.arange((oa - 1) * sa + da * (ka - 1) + 1, dtype=np.int64) - pa
+        maps.append(np.where((v >= 0) & (v < n), v, -1))
+    tab = tables_from_maps(in_shape, k, s, dl, out, maps)
+    strides = np.cumprod((1,) + in_shape[:0:-1])[::-1]
+    vidx = np.zeros([len(m) for m in maps], dtype=np.int64)
+    valid = np.ones(vidx.shape, dtype=bool)
+    for a, m in enumerate(maps):
+        shape = [1] * len(maps)
+        shape[a] = len(m)
+        vidx = vidx + (m * strides[a]).reshape(shape)
+        valid = valid & (m >= 0).reshape(shape)
+    vidx = np.where(valid, vidx, -1).ravel()
+    vidx.flags.writeable = False
+    assert vidx.size == int(tab.geom[G_VLEN].prod())
+    return tab, vidx
+
+
+def _counts(n, k, s, p, dl, out, include_pad):
+    """Per output position of one axis: how many taps fall inside the (padded) input."""
+    o = np.arange(out)[:, None]
+    pos = o * s - p + np.arange(k)[None, :] * dl
+    lo, hi = (-p, n + p) if include_pad else (0, n)
+    return ((pos >= lo) & (pos < hi)).sum(axis=1)
+
+
+def _run_pool(xb, geo, op, scale_axes, fill, power=1.0):
+    in_shape, k, s, p, dl, out = geo
+    cdt, rdt = result_dtypes(x=xb)
+    nimg, nc = xb.shape[:2]
+    y = np.empty((nimg, nc) + out, dtype=cdt)
+    idx = np.empty((nimg, nc) + out if op == pk.MAX_INDEX else (1, 1, 1), dtype=np.int64)
+    if nimg == 0 or nc == 0:
+        return y.astype(rdt, copy=False), idx
+    tab, vidx = _pool_tables(in_shape, k, s, p, dl, out)
+    scale = np.concatenate(scale_axes).astype(np.float64)
+    scale_off = np.cumsum([0] + [len(a) for a in scale_axes[:-1]]).astype(np.int64)
+    pk.window_pool(to_kernel(xb, cdt).reshape(nimg, nc, -1), y.reshape(nimg, nc, -1),
+                   idx.reshape(idx.shape[0], idx.shape[1], -1), tab.geom, tab.maps, tab.voff,
+                   vidx, op, cdt.type(power), scale, scale_off, cdt.type(fill),
+                   numba.get_num_threads())
+    return y.astype(rdt, copy=False), idx
+
+
+def max_pool(
+    x: ArrayLike,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple | None = None,
+    padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """N-D max pooling, as ``torch.nn.functional.max_pool1d/2d/3d``.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C, *spatial) or (C, *spatial)
+        See the module docstring for how the rank is read.
+    kernel_size : int or tuple of d ints
+    stride : int or tuple of d ints, optional
+        Defaults to ``kernel_size``.
+    padding : int or tuple of d ints
+        Implicit ``-inf`` padding, at most half the kernel size.
+    dilation : int or tuple of d ints
+    ceil_mode : bool
+        Round the output size up (the last window must still start inside the
+        input or the left padding).
+    return_indices : bool
+        Also return, per output, the flat index of the maximum within its
+        channel's input plane (for :func:`torch.nn.functional.max_unpool`).
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, C, *out_spatial) (and int64 indices of that shape)
+        A NaN in a window wins, as in PyTorch. Dtypes as :func:`numbaconv.conv`
+        (integer input gives float64).
+
+    Examples
+    --------
+    >>> import numpy as np, numbaconv
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> y, i = numbaconv.max_pool(x, 2, return_indices=True)
+    >>> y[0, 0], i[0, 0]
+    (array([[ 5.,  7.],
+           [13., 15.]]), array([[ 5,  7],
+           [13, 15]]))
+    """
+    x = as_array("x", x)
+    xb, unbatched, geo = _window(x, kernel_size, stride, padding, dilation, ceil_mode,
+                                 "max_pool")
+    op = pk.MAX_INDEX if return_indices else pk.MAX
+    y, idx = _run_pool(xb, geo, op, [np.ones(n) for n in geo[5]], -np.inf)
+    if unbatched:
+        y, idx = y[0], idx[0] if return_indices else idx
+    return (y, idx) if return_indices else y
+
+
+def avg_pool(
+    x: ArrayLike,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple | None = None,
+    padding: IntOrTuple = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+    dilation: IntOrTuple = 1,
+) -> np.ndarray:
+    """N-D average pooling, as ``torch.nn.functional.avg_pool1d/2d/3d`` (plus dilation).
+
+    Parameters
+    ----------
+    x, kernel_size, stride, padding, ceil_mode
+        As in :func:`max_pool` (the padding holds zeros).
+    count_include_pad : bool
+        Divide by the number of taps inside the padded input (True) or inside
+        the input itself (False). Windows that ceil mode lets run past the
+        padding are clipped either way, as in PyTorch.
+    divisor_override : int, optional
+        Divide every sum by this instead.
+    dilation : int or tuple of d ints
+        Spacing of the taps (PyTorch's average pooling has none).
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, C, *out_spatial)
+
+    Examples
+    --------
+    >>> import numpy as np, numbaconv
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> numbaconv.avg_pool(x, 2)[0, 0]
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]])
+    >>> numbaconv.avg_pool(x, 3, stride=2, padding=1, count_include_pad=False)[0, 0]
+    array([[ 2.5,  4. ],
+           [ 8.5, 10. ]])
+    """
+    x = as_array("x", x)
+    xb, unbatched, geo = _window(x, kernel_size, stride, padding, dilation, ceil_mode,
+                                 "avg_pool")
+    in_shape, k, s, p, dl, out = geo
+    if divisor_override is not None:
+        if isinstance(divisor_override, bool) or not isinstance(divisor_override,
+                                                                (int, np.integer)):
+            raise TypeError(f"divisor_override must be an int, got {divisor_override!r}")
+        if divisor_override == 0:
+            raise ValueError("divisor_override must not be zero")
+        scale = [np.full(n, 1.0) for n in out]
+        scale[0] = scale[0] / divisor_override
+    else:
+        scale = [1.0 / _counts(n, ka, sa, pa, da, oa, bool(count_include_pad))
+                 for n, ka, sa, pa, da, oa in zip(in_shape, k, s, p, dl, out)]
+    y, _ = _run_pool(xb, geo, pk.SUM, scale, 0.0)
+    return y[0] if unbatched else y
+
+
+def lp_pool(
+    x: ArrayLike,
+    norm_type: float,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple | None = None,
+    ceil_mode: bool = False,
+) -> np.ndarray:
+    """N-D power-average pooling, as ``torch.nn.functional.lp_pool1d/2d/3d``.
+
+    ``(sum over the window of x ** norm_type) ** (1 / norm_type)``; windows that
+    ceil mode cuts short are scaled up to the full kernel size, as PyTorch
+    does. Negative inputs with a fractional ``norm_type`` give NaN.
+
+    Parameters
+    ----------
+    x, kernel_size, stride, ceil_mode
+        As in :func:`max_pool` (no padding).
+    norm_type : float
+        The power ``p > 0``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, C, *out_spatial)
+
+    Examples
+    --------
+    >>> import numpy as np, numbaconv
+    >>> x = np.array([[[3.0, 4.0, 0.0, 5.0]]])
+    >>> numbaconv.lp_pool(x, 2, 2)
+    array([[[5., 5.]]])
+    """
+    x = as_array("x", x)
+    try:
+        p_norm = float(norm_type)
+    except (TypeError, ValueError):
+        raise TypeError(f"norm_type must be a number, got {norm_type!r}") from None
+    if not p_norm > 0 or not math.isfinite(p_norm):
+        raise ValueError(f"norm_type must be positive and finite, got {norm_type!r}")
+    xb, unbatched, geo = _window(x, kernel_size, stride, 0, 1, ceil_mode, "lp_pool")
+    in_shape, k, s, p, dl, out = geo
+    scale = [ka / _counts(n, ka, sa, 0, 1, oa, True)
+             for n, ka, sa, oa in zip(in_shape, k, s, out)]
+    y, _ = _run_pool(xb, geo, pk.POWER_SUM, scale, 0.0, p_norm)
+    with np.errstate(invalid="ignore"):  # a negative sum to a fractional power: NaN
+        y = np.power(y, 1.0 / p_norm)
+    return y[0] if unbatched else y
+
+
+def _alias(f, d: int):
+    def g(x, kernel_size, *args, **kwargs):
+        k = per_axis("kernel_size", kernel_size, d, 1)
+        return f(x, k, *args, **kwargs)
+
+    name = f"{f.__name__}{d}d"
+    g.__name__ = g.__qualname__ = name
+    g.__doc__ = (f"{d}-D :func:`{f.__name__}` (``torch.nn.functional.{name}``): an int "
+                 f"``kernel_size`` means {d} spatial axes, batched or not.")
+    return g
+
+
+max_pool1d, max_pool2d, max_pool3d = (_alias(max_pool, d) for d in (1, 2, 3))
+avg_pool1d, avg_pool2d, avg_pool3d = (_alias(avg_pool, d) for d in (1, 2, 3))
+
+
+def _lp_alias(d: int):
+    def g(x, norm_type, kernel_size, stride=None, ceil_mode=False):
+        return lp_pool(x, norm_type, per_axis("kernel_size", kernel_size, d, 1), stride,
+                       ceil_mode)
+
+    g.__name__ = g.__qualname__ = f"lp_pool{d}d"
+    g.__doc__ = f"{d}-D :func:`lp_pool` (``torch.nn.functional.lp_pool{d}d``)."
+    return g
+
+
+lp_pool1d, lp_pool2d, lp_pool3d = (_lp_alias(d) for d in (1, 2, 3))
