@@ -119,6 +119,25 @@ def _transpose_case(torch) -> Case:
                 "torch" if torch is not None else "-", peer)
 
 
+def _pool_case(name, op, torch_name, *args) -> Case:
+    torch = _torch()
+    x = np.random.default_rng(0).standard_normal((8, 64, 112, 112)).astype(np.float32)
+    out = op(x, *args)
+    k = args[0] if isinstance(args[0], int) else math.prod(args[0])
+    flops = float(out.size * k * k)  # one compare or add per tap
+    peer = None
+    if torch is not None:
+        tx = torch.from_numpy(x)
+        tf = getattr(torch.nn.functional, torch_name)
+
+        def peer():
+            with torch.no_grad():
+                return tf(tx, *args)
+
+    return Case(name, "(8, 64, 112, 112)", flops, lambda: op(x, *args),
+                "torch" if torch is not None else "-", peer)
+
+
 def _scipy_case(name, shape, kernel) -> Case | None:
     try:
         from scipy import ndimage
@@ -161,6 +180,10 @@ def cases(quick: bool = False) -> list[Case]:
                                                  (64, 64, 3, 3), torch, dtype=np.float64,
                                                  padding=1),
         "conv_transpose2d k4 s2": lambda: _transpose_case(torch),
+        "max_pool2d 3x3 s2 p1": lambda: _pool_case("max_pool2d 3x3 s2 p1", numbaconv.max_pool2d,
+                                                   "max_pool2d", 3, 2, 1),
+        "avg_pool2d 2x2": lambda: _pool_case("avg_pool2d 2x2", numbaconv.avg_pool2d,
+                                             "avg_pool2d", 2),
         "correlate 2-D 5x5": lambda: _scipy_case("correlate 2-D 5x5", (1024, 1024), (5, 5)),
         "correlate 3-D 3x3x3": lambda: _scipy_case("correlate 3-D 3x3x3", (96, 96, 96),
                                                    (3, 3, 3)),

@@ -140,6 +140,31 @@ class ConvTranspose:
         numbaconv.conv_transpose(self.x, self.w, stride=2, padding=1)
 
 
+class Pool:
+    """max_pool2d 3x3 s2 p1 and avg_pool2d 2x2 on (8, 64, 112, 112)."""
+
+    params = (["max 3x3 s2 p1", "avg 2x2"], DTYPES)
+    param_names = ["case", "dtype"]
+
+    def setup(self, case, dtype):
+        (self.x,) = arrays((8, 64, 112, 112), dtype=dtype)
+        self.ours, self.args, self.theirs = {
+            "max 3x3 s2 p1": (numbaconv.max_pool2d, (3, 2, 1), "max_pool2d"),
+            "avg 2x2": (numbaconv.avg_pool2d, (2,), "avg_pool2d"),
+        }[case]
+        self.ours(self.x, *self.args)
+
+    def time_numbaconv(self, case, dtype):
+        self.ours(self.x, *self.args)
+
+    @needs_torch
+    def time_torch(self, case, dtype):
+        getattr(torch.nn.functional, self.theirs)(torch.from_numpy(self.x), *self.args)
+
+    def peakmem_numbaconv(self, case, dtype):
+        self.ours(self.x, *self.args)
+
+
 class Correlate:
     """Single-channel filtering, beside scipy.ndimage.correlate."""
 
