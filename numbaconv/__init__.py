@@ -7,6 +7,7 @@ Importing compiles nothing; each kernel compiles on first use (once per
 dtype, whatever the rank) and is cached on disk.
 """
 
+from .activations import elu, gelu, leaky_relu, relu, sigmoid, silu, softmax, tanh
 from .convolution import (
     conv,
     conv1d,
@@ -18,10 +19,20 @@ from .convolution import (
 )
 from .params import param_count
 from .pooling import (
+    adaptive_avg_pool,
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    adaptive_avg_pool3d,
+    adaptive_max_pool,
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
+    adaptive_max_pool3d,
     avg_pool,
     avg_pool1d,
     avg_pool2d,
     avg_pool3d,
+    global_avg_pool,
+    global_max_pool,
     lp_pool,
     lp_pool1d,
     lp_pool2d,
@@ -30,6 +41,10 @@ from .pooling import (
     max_pool1d,
     max_pool2d,
     max_pool3d,
+    max_unpool,
+    max_unpool1d,
+    max_unpool2d,
+    max_unpool3d,
 )
 from .transposed import (
     conv_transpose,
@@ -41,6 +56,28 @@ from .transposed import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "adaptive_avg_pool",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
+    "adaptive_max_pool",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool3d",
+    "global_avg_pool",
+    "global_max_pool",
+    "max_unpool",
+    "max_unpool1d",
+    "max_unpool2d",
+    "max_unpool3d",
+    "elu",
+    "gelu",
+    "leaky_relu",
+    "relu",
+    "sigmoid",
+    "silu",
+    "softmax",
+    "tanh",
     "avg_pool",
     "avg_pool1d",
     "avg_pool2d",

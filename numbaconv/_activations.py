@@ -13,8 +13,9 @@ from numba import njit
 
 from ._config import HELPER
 
-#: name -> code. ``leaky_relu`` uses PyTorch's default slope 0.01; ``gelu`` is
-#: the exact (erf) form, PyTorch's default.
+#: name -> code. Fused into convolutions, ``leaky_relu`` uses PyTorch's default
+#: slope 0.01 and ``elu`` alpha 1; ``gelu`` is the exact (erf) form, PyTorch's
+#: default.
 ACTIVATIONS = {
     None: 0,
     "relu": 1,
@@ -23,6 +24,7 @@ ACTIVATIONS = {
     "tanh": 4,
     "gelu": 5,
     "silu": 6,
+    "elu": 7,
 }
 LEAKY_SLOPE = 0.01
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
@@ -40,12 +42,20 @@ def activation_code(activation: str | None) -> int:
 @njit(**HELPER)
 def activate(v, code):
     """Apply activation ``code`` to the scalar ``v`` (NaN stays NaN)."""
+    return activate_with(v, code, LEAKY_SLOPE if code == 2 else 1.0)
+
+
+@njit(**HELPER)
+def activate_with(v, code, param):
+    """Activation ``code`` with its parameter (leaky_relu's slope, elu's alpha)."""
     if code == 0:
         return v
     if code == 1:
-        return v * 0 if v < 0 else v
+        return 0.0 if v < 0 else v
     if code == 2:
-        return v * LEAKY_SLOPE if v < 0 else v
+        return v * param if v < 0 else v
+    if code == 7:
+        return param * (math.exp(v) - 1.0) if v < 0 else v
     if code == 3:
         return 1.0 / (1.0 + math.exp(-v))
     if code == 4:

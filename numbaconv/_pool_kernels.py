@@ -132,3 +132,88 @@ def window_pool(x, out, idx, geom, maps, voff, vidx, op, power, scale, scale_off
                         break
                     o[a] = 0
                     a -= 1
+
+
+@njit(**PARALLEL)
+def adaptive_pool(x, out, idx, bounds, in_shape, out_shape, op, workers):
+    """Adaptive pooling: output ``o`` of each plane reduces the box ``[lo_a, hi_a)`` per axis.
+
+    ``bounds[a, 0, o_a]`` and ``bounds[a, 1, o_a]`` are the box of output index
+    ``o_a`` along axis ``a``; ``op`` is MAX, MAX_INDEX or SUM (a mean here).
+    """
+    nimg, nc, lin = x.shape
+    d = in_shape.shape[0]
+    lout = out.shape[2]
+    njobs = nimg * nc
+    nw = max(min(workers, njobs), 1)
+    instr = np.ones(d, dtype=np.int64)
+    for a in range(d - 2, -1, -1):
+        instr[a] = instr[a + 1] * in_shape[a + 1]
+    coord_all = np.zeros((nw, padded(3 * d)), dtype=np.int64)
+    ninf = x.dtype.type(-np.inf)
+    for wk in prange(nw):
+        o = coord_all[wk, :d]
+        c = coord_all[wk, d:2 * d]
+        for job in range((wk * njobs) // nw, ((wk + 1) * njobs) // nw):
+            n = job // nc
+            ch = job % nc
+            plane = x[n, ch]
+            for a in range(d):
+                o[a] = 0
+            for q in range(lout):
+                count = 1
+                for a in range(d):
+                    c[a] = bounds[a, 0, o[a]]
+                    count *= bounds[a, 1, o[a]] - bounds[a, 0, o[a]]
+                best = ninf
+                besti = -1
+                total = 0.0
+                for _ in range(count):
+                    f = 0
+                    for a in range(d):
+                        f += c[a] * instr[a]
+                    v = plane[f]
+                    if op == SUM:
+                        total += v
+                    elif besti < 0 or v > best or v != v:
+                        best = v
+                        besti = f
+                    a = d - 1  # next box position (odometer)
+                    while a >= 0:
+                        c[a] += 1
+                        if c[a] < bounds[a, 1, o[a]]:
+                            break
+                        c[a] = bounds[a, 0, o[a]]
+                        a -= 1
+                if op == SUM:
+                    out[n, ch, q] = total / count
+                else:
+                    out[n, ch, q] = best
+                    if op == MAX_INDEX:
+                        idx[n, ch, q] = besti
+                a = d - 1  # next output (odometer)
+                while a >= 0:
+                    o[a] += 1
+                    if o[a] < out_shape[a]:
+                        break
+                    o[a] = 0
+                    a -= 1
+
+
+@njit(**PARALLEL)
+def unpool(x, idx, out, workers):
+    """``out[n, c, idx[n, c, j]] = x[n, c, j]`` on zeros, one plane per job."""
+    nimg, nc, lin = x.shape
+    njobs = nimg * nc
+    nw = max(min(workers, njobs), 1)
+    for wk in prange(nw):
+        for job in range((wk * njobs) // nw, ((wk + 1) * njobs) // nw):
+            n = job // nc
+            ch = job % nc
+            dst = out[n, ch]
+            for j in range(dst.shape[0]):
+                dst[j] = 0
+            src = x[n, ch]
+            ind = idx[n, ch]
+            for j in range(lin):
+                dst[ind[j]] = src[j]

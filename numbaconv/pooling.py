@@ -23,9 +23,13 @@ from ._geometry import G_VLEN, IntOrTuple, per_axis, tables_from_maps
 from .convolution import ArrayLike
 
 __all__ = [
+    "adaptive_avg_pool", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+    "adaptive_max_pool", "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
     "avg_pool", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+    "global_avg_pool", "global_max_pool",
     "lp_pool", "lp_pool1d", "lp_pool2d", "lp_pool3d",
     "max_pool", "max_pool1d", "max_pool2d", "max_pool3d",
+    "max_unpool", "max_unpool1d", "max_unpool2d", "max_unpool3d",
 ]
 
 
@@ -324,3 +328,214 @@ def _lp_alias(d: int):
 
 
 lp_pool1d, lp_pool2d, lp_pool3d = (_lp_alias(d) for d in (1, 2, 3))
+
+
+# ---------------------------------------------------------------------------
+# adaptive and global pooling, unpooling
+# ---------------------------------------------------------------------------
+
+
+def _adaptive(x, output_size, op, name):
+    x = as_array("x", x)
+    sizes = output_size if isinstance(output_size, (tuple, list)) else None
+    d, xb, unbatched = _rank_and_batch(x, sizes if sizes is not None else 0)
+    in_shape = xb.shape[2:]
+    if sizes is None:
+        sizes = (output_size,) * d
+    out = tuple(n if o is None else o for n, o in zip(in_shape, sizes))
+    out = per_axis("output_size", out, d, 1)
+    bounds = np.zeros((d, 2, max(out)), dtype=np.int64)
+    for a, (n, o) in enumerate(zip(in_shape, out)):
+        i = np.arange(o)
+        bounds[a, 0, :o] = (i * n) // o  # PyTorch: floor(i * n / o), ceil((i + 1) * n / o)
+        bounds[a, 1, :o] = -((-(i + 1) * n) // o)
+    cdt, rdt = result_dtypes(x=xb)
+    nimg, nc = xb.shape[:2]
+    y = np.empty((nimg, nc) + out, dtype=cdt)
+    idx = np.empty((nimg, nc) + out if op == pk.MAX_INDEX else (1, 1, 1), dtype=np.int64)
+    if y.size:
+        pk.adaptive_pool(to_kernel(xb, cdt).reshape(nimg, nc, -1), y.reshape(nimg, nc, -1),
+                         idx.reshape(idx.shape[0], idx.shape[1], -1), bounds,
+                         np.asarray(in_shape, np.int64), np.asarray(out, np.int64), op,
+                         numba.get_num_threads())
+    y = y.astype(rdt, copy=False)
+    if unbatched:
+        y, idx = y[0], idx[0]
+    return y, idx
+
+
+def adaptive_max_pool(
+    x: ArrayLike, output_size: IntOrTuple, return_indices: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """N-D adaptive max pooling, as ``torch.nn.functional.adaptive_max_pool1d/2d/3d``.
+
+    Output ``i`` of an axis of size ``n`` pools input ``floor(i*n/out)`` to
+    ``ceil((i+1)*n/out)``.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C, *spatial) or (C, *spatial)
+        The rank is ``len(output_size)`` for a tuple, else ``x.ndim - 2``.
+    output_size : int or tuple of d ints (None keeps that axis's size)
+    return_indices : bool
+        Also return the flat index of each maximum in its channel's plane.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, C, *output_size) (and int64 indices)
+
+    Examples
+    --------
+    >>> import numpy as np, numbaconv
+    >>> numbaconv.adaptive_max_pool(np.arange(5.0).reshape(1, 1, 5), 2)
+    array([[[2., 4.]]])
+    """
+    op = pk.MAX_INDEX if return_indices else pk.MAX
+    y, idx = _adaptive(x, output_size, op, "adaptive_max_pool")
+    return (y, idx) if return_indices else y
+
+
+def adaptive_avg_pool(x: ArrayLike, output_size: IntOrTuple) -> np.ndarray:
+    """N-D adaptive average pooling, as ``torch.nn.functional.adaptive_avg_pool1d/2d/3d``.
+
+    Windows as in :func:`adaptive_max_pool`.
+
+    Examples
+    --------
+    >>> import numpy as np, numbaconv
+    >>> numbaconv.adaptive_avg_pool(np.arange(5.0).reshape(1, 1, 5), 2)
+    array([[[1., 3.]]])
+    """
+    return _adaptive(x, output_size, pk.SUM, "adaptive_avg_pool")[0]
+
+
+def _global(x, op, keepdims):
+    x = as_array("x", x)
+    if x.ndim < 3:
+        raise ValueError(
+            f"x must have shape (N, C, *spatial) with at least one spatial axis, "
+            f"got x.shape={x.shape}"
+        )
+    y = _adaptive(x, (1,) * (x.ndim - 2), op, "global pool")[0]
+    return y if keepdims else y.reshape(y.shape[:2])
+
+
+def global_max_pool(x: ArrayLike, keepdims: bool = False) -> np.ndarray:
+    """The maximum over all spatial axes of ``(N, C, *spatial)`` (NaN wins).
+
+    Returns ``(N, C)``, or ``(N, C, 1, ..., 1)`` with ``keepdims``.
+
+    Examples
+    --------
+    >>> import numpy as np, numbaconv
+    >>> numbaconv.global_max_pool(np.arange(8.0).reshape(1, 2, 2, 2))
+    array([[3., 7.]])
+    """
+    return _global(x, pk.MAX, keepdims)
+
+
+def global_avg_pool(x: ArrayLike, keepdims: bool = False) -> np.ndarray:
+    """The mean over all spatial axes of ``(N, C, *spatial)``: ``(N, C)`` (see above).
+
+    Examples
+    --------
+    >>> import numpy as np, numbaconv
+    >>> numbaconv.global_avg_pool(np.arange(8.0).reshape(1, 2, 2, 2), keepdims=True).shape
+    (1, 2, 1, 1)
+    """
+    return _global(x, pk.SUM, keepdims)
+
+
+def max_unpool(
+    x: ArrayLike,
+    indices: ArrayLike,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple | None = None,
+    padding: IntOrTuple = 0,
+    output_size: tuple[int, ...] | None = None,
+) -> np.ndarray:
+    """Partial inverse of :func:`max_pool`, as ``torch.nn.functional.max_unpool1d/2d/3d``.
+
+    Puts each value of ``x`` at its index (from ``max_pool(...,
+    return_indices=True)``) in a zero output plane.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C, *spatial) or (C, *spatial)
+    indices : array_like of ints, the shape of ``x``
+        Flat indices into each channel's output plane.
+    kernel_size, stride, padding
+        Those of the max pooling (rank rule as :func:`max_pool`).
+    output_size : tuple of d ints (or the full shape), optional
+        Default ``(in - 1) * stride + kernel_size - 2 * padding``; a given size
+        must lie strictly within ``stride`` of it, as in PyTorch.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, C, *output_size)
+
+    Examples
+    --------
+    >>> import numpy as np, numbaconv
+    >>> x = np.array([[[1.0, 5.0, 2.0, 3.0]]])
+    >>> y, i = numbaconv.max_pool(x, 2, return_indices=True)
+    >>> numbaconv.max_unpool(y, i, 2)
+    array([[[0., 5., 0., 3.]]])
+    """
+    x = as_array("x", x)
+    ind = np.asarray(indices)
+    if ind.dtype.kind not in "iu":
+        raise TypeError(f"indices must be an integer array, got dtype {ind.dtype}")
+    if ind.shape != x.shape:
+        raise ValueError(f"indices must have the shape of x {x.shape}, got {ind.shape}")
+    d, xb, unbatched = _rank_and_batch(x, kernel_size)
+    k = per_axis("kernel_size", kernel_size, d, 1)
+    s = k if stride is None else per_axis("stride", stride, d, 1)
+    p = per_axis("padding", padding, d, 0)
+    default = tuple((n - 1) * sa + ka - 2 * pa for n, sa, ka, pa in zip(xb.shape[2:], s, k, p))
+    if output_size is None:
+        out = default
+    else:
+        out = tuple(int(v) for v in output_size)
+        if len(out) == d + 2:
+            out = out[2:]
+        if len(out) != d or any(not (dv - sa < o < dv + sa) for o, dv, sa in
+                                zip(out, default, s)):
+            raise ValueError(f"output_size must be {d} sizes each within the stride of "
+                             f"{default}, got {output_size!r}")
+    if min(out) < 1:
+        raise ValueError(f"the output would be empty: {out}")
+    plane = math.prod(out)
+    if ind.size and (ind.min() < 0 or ind.max() >= plane):
+        raise ValueError(f"indices must lie in [0, {plane}) for an output plane of {out}, "
+                         f"got values from {ind.min()} to {ind.max()}")
+    cdt, rdt = result_dtypes(x=xb)
+    nimg, nc = xb.shape[:2]
+    y = np.empty((nimg, nc) + out, dtype=cdt)
+    if y.size and xb.size:
+        ib = ind[None] if unbatched else ind
+        pk.unpool(to_kernel(xb, cdt).reshape(nimg, nc, -1),
+                  np.ascontiguousarray(ib, dtype=np.int64).reshape(nimg, nc, -1),
+                  y.reshape(nimg, nc, -1), numba.get_num_threads())
+    elif y.size:
+        y[...] = 0
+    y = y.astype(rdt, copy=False)
+    return y[0] if unbatched else y
+
+
+def _adaptive_alias(f, d: int):
+    def g(x, output_size, *args, **kwargs):
+        return f(x, per_axis("output_size", output_size, d, 1) if not isinstance(
+            output_size, (tuple, list)) else output_size, *args, **kwargs)
+
+    name = f"{f.__name__}{d}d"
+    g.__name__ = g.__qualname__ = name
+    g.__doc__ = f"{d}-D :func:`{f.__name__}` (``torch.nn.functional.{name}``)."
+    return g
+
+
+adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d = (
+    _adaptive_alias(adaptive_max_pool, d) for d in (1, 2, 3))
+adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d = (
+    _adaptive_alias(adaptive_avg_pool, d) for d in (1, 2, 3))
+max_unpool1d, max_unpool2d, max_unpool3d = (_alias(max_unpool, d) for d in (1, 2, 3))

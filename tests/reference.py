@@ -58,6 +58,8 @@ def ref_activation(y, activation):
         return 0.5 * y * (1 + erf(y / math.sqrt(2)))
     if activation == "silu":
         return y / (1 + np.exp(-y))
+    if activation == "elu":
+        return np.where(y < 0, np.expm1(np.minimum(y, 0)), y)
     raise ValueError(activation)
 
 

@@ -13,7 +13,7 @@ import numbaconv
 from numbaconv import convolution as conv_module
 
 MODES = ["zeros", "reflect", "replicate", "circular", "symmetric"]
-ACTIVATIONS = [None, "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "silu"]
+ACTIVATIONS = [None, "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "silu", "elu"]
 DTYPES = [np.float32, np.float64]
 
 
@@ -31,7 +31,7 @@ def _cases():
                 yield pytest.param(
                     d, mode, dtype,
                     strides[i % 4], paddings[i % 6], dilations[i % 3], layouts[i % 7],
-                    kernels[i % 4], ACTIVATIONS[i % 7], bool(i % 2),
+                    kernels[i % 4], ACTIVATIONS[i % 8], bool(i % 2),
                     id=f"d{d}-{mode}-{np.dtype(dtype).name}-{i}",
                 )
                 i += 1

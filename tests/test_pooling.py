@@ -156,3 +156,109 @@ def test_matches_torch(rng, d, ceil_mode, dtype):
     xa = np.abs(x)
     assert_close(numbaconv.lp_pool(xa, 2.0, (2,) * d, 2, ceil_mode),
                  lp(torch.from_numpy(xa), 2.0, 2, 2, ceil_mode).numpy(), dtype)
+
+
+def _adaptive_ref(x, out, op):
+    """Adaptive pooling by its definition: box floor(i*n/o) .. ceil((i+1)*n/o) per axis."""
+    sp = x.shape[2:]
+    res = np.zeros(x.shape[:2] + tuple(out))
+    idx = np.zeros(res.shape, dtype=np.int64)
+    for o in np.ndindex(*out):
+        box = tuple(slice((i * n) // m, -((-(i + 1) * n) // m)) for i, n, m in zip(o, sp, out))
+        sub = x[(slice(None), slice(None)) + box]
+        flat = sub.reshape(sub.shape[:2] + (-1,))
+        if op == "avg":
+            res[(slice(None), slice(None)) + o] = flat.mean(axis=2)
+            continue
+        coords = np.array(list(np.ndindex(*sub.shape[2:]))) + [b.start for b in box]
+        for n_, c_ in np.ndindex(*x.shape[:2]):
+            best, bi = -np.inf, -1
+            for v, cd in zip(flat[n_, c_], coords):
+                if bi < 0 or v > best or np.isnan(v):
+                    best, bi = v, int(np.ravel_multi_index(tuple(cd), sp))
+            res[(n_, c_) + o] = best
+            idx[(n_, c_) + o] = bi
+    return res, idx
+
+
+@pytest.mark.parametrize("d, out", [(1, (4,)), (2, (3, 5)), (2, (7, 1)), (3, (2, 3, 2)),
+                                    (4, (2, 1, 3, 2))])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adaptive_and_global(rng, d, out, dtype):
+    x = rng.standard_normal((2, 3) + tuple(6 + a for a in range(d))).astype(dtype)
+    x[0, 0].flat[3] = np.nan
+    y, idx = numbaconv.adaptive_max_pool(x, out, return_indices=True)
+    ry, ridx = _adaptive_ref(x.astype(np.float64), out, "max")
+    np.testing.assert_array_equal(y, ry.astype(dtype))
+    np.testing.assert_array_equal(idx, ridx)
+    np.testing.assert_array_equal(numbaconv.adaptive_max_pool(x, out), y)
+    x[0, 0].flat[3] = 0.5
+    assert_close(numbaconv.adaptive_avg_pool(x, out),
+                 _adaptive_ref(x.astype(np.float64), out, "avg")[0], dtype)
+    assert_close(numbaconv.global_avg_pool(x), x.astype(np.float64).mean(
+        axis=tuple(range(2, 2 + d))), dtype)
+    np.testing.assert_array_equal(numbaconv.global_max_pool(x, keepdims=True),
+                                  x.max(axis=tuple(range(2, 2 + d)), keepdims=True))
+
+
+def test_adaptive_none_keeps_axis_and_aliases(rng):
+    x = rng.standard_normal((2, 3, 8, 9))
+    assert numbaconv.adaptive_avg_pool(x, (4, None)).shape == (2, 3, 4, 9)
+    assert numbaconv.adaptive_avg_pool2d(x[0], 2).shape == (3, 2, 2)
+    assert numbaconv.adaptive_max_pool1d(x[0], 3).shape == (3, 8, 3)
+    with pytest.raises(ValueError, match="output_size must be positive"):
+        numbaconv.adaptive_avg_pool(x, 0)
+    with pytest.raises(ValueError, match="at least one spatial axis"):
+        numbaconv.global_avg_pool(np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_max_unpool_inverts_max_pool(rng, d):
+    x = rng.standard_normal((2, 3) + (7,) * d)
+    y, idx = numbaconv.max_pool(x, (2,) * d, 2, return_indices=True)
+    up = numbaconv.max_unpool(y, idx, (2,) * d, output_size=x.shape)
+    assert up.shape == x.shape
+    flat = up.reshape(2, 3, -1)
+    np.testing.assert_array_equal(np.take_along_axis(flat, idx.reshape(2, 3, -1), 2),
+                                  y.reshape(2, 3, -1))
+    assert np.count_nonzero(flat) == y.size
+    x8 = rng.standard_normal((1, 2) + (8,) * d)
+    y8, i8 = numbaconv.max_pool(x8, (2,) * d, return_indices=True)
+    assert numbaconv.max_unpool(y8, i8, (2,) * d).shape == x8.shape  # the default size
+    if d > 1:  # indices into 7-wide rows fall outside a 6x6 plane
+        with pytest.raises(ValueError, match="indices must lie in"):
+            numbaconv.max_unpool(y, idx, (2,) * d)
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(indices=np.zeros((1, 2, 3), float)), TypeError, "integer array"),
+        (dict(indices=np.zeros((1, 2, 2), int)), ValueError, "shape of x"),
+        (dict(indices=np.full((1, 2, 3), 6)), ValueError, r"lie in \[0, 6\)"),
+        (dict(output_size=(9,)), ValueError, "within the stride"),
+    ],
+)
+def test_max_unpool_bad_input(kwargs, exc, match):
+    args = dict(x=np.ones((1, 2, 3)), indices=np.zeros((1, 2, 3), int), kernel_size=2)
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        numbaconv.max_unpool(**args)
+
+
+@pytest.mark.torch
+def test_adaptive_and_unpool_match_torch(rng):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x = rng.standard_normal((2, 3, 9, 11))
+    tx = torch.from_numpy(x)
+    y, i = numbaconv.adaptive_max_pool(x, (4, 3), True)
+    ty, ti = F.adaptive_max_pool2d(tx, (4, 3), True)
+    np.testing.assert_array_equal(y, ty.numpy())
+    np.testing.assert_array_equal(i, ti.numpy())
+    assert_close(numbaconv.adaptive_avg_pool(x, (5, 2)), F.adaptive_avg_pool2d(tx, (5, 2)).numpy(),
+                 np.float64)
+    y, i = numbaconv.max_pool(x, 2, return_indices=True)
+    ty, ti = F.max_pool2d(tx, 2, return_indices=True)
+    np.testing.assert_array_equal(numbaconv.max_unpool(y, i, 2, output_size=(9, 11)),
+                                  F.max_unpool2d(ty, ti, 2, output_size=(9, 11)).numpy())

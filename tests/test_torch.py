@@ -47,7 +47,8 @@ def test_same_padding_matches_torch(rng, kernel, dilation):
 
 @pytest.mark.parametrize("activation, fn", [("relu", F.relu), ("leaky_relu", F.leaky_relu),
                                             ("sigmoid", torch.sigmoid), ("tanh", torch.tanh),
-                                            ("gelu", F.gelu), ("silu", F.silu)])
+                                            ("gelu", F.gelu), ("silu", F.silu),
+                                            ("elu", F.elu)])
 def test_activations_match_torch(rng, activation, fn):
     x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32) * 3
     w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)

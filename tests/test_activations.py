@@ -1,0 +1,87 @@
+"""Standalone activations against NumPy formulas, in place and not."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from checks import assert_close
+
+import numbaconv
+
+ERF = np.vectorize(math.erf, otypes=[float])
+REFS = {
+    "relu": (numbaconv.relu, lambda x: np.maximum(x, 0)),
+    "leaky_relu": (lambda x, **k: numbaconv.leaky_relu(x, 0.2, **k),
+                   lambda x: np.where(x < 0, 0.2 * x, x)),
+    "elu": (lambda x, **k: numbaconv.elu(x, 0.7, **k),
+            lambda x: np.where(x < 0, 0.7 * np.expm1(np.minimum(x, 0)), x)),
+    "gelu": (numbaconv.gelu, lambda x: 0.5 * x * (1 + ERF(x / math.sqrt(2)))),
+    "sigmoid": (numbaconv.sigmoid, lambda x: 1 / (1 + np.exp(-x))),
+    "tanh": (numbaconv.tanh, np.tanh),
+    "silu": (numbaconv.silu, lambda x: x / (1 + np.exp(-x))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_elementwise(rng, name, dtype):
+    ours, ref = REFS[name]
+    x = (rng.standard_normal((3, 5, 7)) * 4).astype(dtype)
+    expected = ref(x.astype(np.float64))
+    y = ours(x)
+    assert y.dtype == dtype and y.shape == x.shape
+    assert_close(y, expected, dtype)
+    xt = x[:, ::-1].T  # any layout
+    assert_close(ours(xt), ref(xt.astype(np.float64)), dtype)
+    inplace = x.copy()
+    assert ours(inplace, out=inplace) is inplace
+    assert_close(inplace, expected, dtype)
+    out = np.empty_like(x)
+    assert ours(x, out=out) is out
+    assert_close(out, expected, dtype)
+
+
+def test_nan_propagates_and_integers_give_float64():
+    x = np.array([np.nan, -1.0, 2.0])
+    for f, _ in REFS.values():
+        assert np.isnan(f(x)[0])
+    assert numbaconv.relu(np.array([-1, 2])).dtype == np.float64
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1, 2])
+def test_softmax(rng, axis):
+    x = rng.standard_normal((3, 4, 5)) * 10
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    expected = e / e.sum(axis=axis, keepdims=True)
+    assert_close(numbaconv.softmax(x, axis), expected, np.float64)
+    y = x.copy()
+    numbaconv.softmax(y, axis, out=y)
+    assert_close(y, expected, np.float64)
+    assert_close(numbaconv.softmax(x.astype(np.float32), axis), expected, np.float32)
+
+
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda: numbaconv.relu(np.ones(3), out=np.ones(4)), ValueError, "out must have shape"),
+        (lambda: numbaconv.relu(np.ones(3), out=np.ones(3, np.float32)), ValueError,
+         "dtype float64"),
+        (lambda: numbaconv.relu(np.ones(3), out=[0, 0, 0]), TypeError, "out must be a numpy"),
+        (lambda: numbaconv.relu(np.ones(3, complex)), TypeError, "real numbers"),
+        (lambda: numbaconv.softmax(np.ones(3), axis=1), ValueError, "axis must be in"),
+        (lambda: numbaconv.softmax(np.ones(3), axis=0.5), TypeError, "axis must be an int"),
+        (lambda: numbaconv.softmax(np.float64(1.0)), ValueError, "at least one axis"),
+    ],
+)
+def test_bad_input(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_read_only_out_rejected():
+    out = np.zeros(3)
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        numbaconv.relu(np.ones(3), out=out)
