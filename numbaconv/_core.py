@@ -596,3 +596,17 @@ def window_direct(x, w, bias, out, groups, geom, maps, voff, act, zero, workers)
                 else:
                     for j in range(olast):
                         dst[j] = activate(acc[rb + j * s_l] + b, act)
+
+
+@njit(**PARALLEL)
+def place_planes(src, dst, pos, workers):
+    """``dst[n, c, pos[j]] = src[n, c, j]``: put a strided part of the output in place."""
+    nimg, nc, m = src.shape
+    njobs = nimg * nc
+    nw = max(min(workers, njobs), 1)
+    for wk in prange(nw):
+        for job in range((wk * njobs) // nw, ((wk + 1) * njobs) // nw):
+            s = src[job // nc, job % nc]
+            d = dst[job // nc, job % nc]
+            for j in range(m):
+                d[pos[j]] = s[j]

@@ -99,11 +99,14 @@ def run_window(
     act: int,
     dw: np.ndarray | None = None,
     mult: int = 1,
+    tap_major: bool = False,
 ) -> np.ndarray:
     """Run a validated sliding-window weighted sum on the core.
 
-    ``xb`` is batched ``(N, C_in, *spatial)``, ``w2`` is ``(C_out, K)``, ``tab``
-    the window's tables and ``out_shape`` its spatial output shape.
+    ``xb`` is batched ``(N, C_in, *spatial)``, ``w2`` is ``(C_out, K)`` with
+    ``K = (C_in / groups) * taps`` channel-major as PyTorch stores it (or
+    tap-major with ``tap_major``), ``tab`` the window's tables and
+    ``out_shape`` its spatial output shape.
     """
     cdt, rdt = result_dtypes(x=xb, weight=w2, bias=bias, depthwise_weight=dw)
     nimg, cin = xb.shape[:2]
@@ -117,12 +120,21 @@ def run_window(
     out3 = out.reshape(nimg, cout, -1)
     zero = cdt.type(0)
     workers = numba.get_num_threads()
+    ntap = len(tab.voff)
+    if tap_major:  # the direct schedule reads channel-major weights
+        if cout // groups < _MIN_GEMM_ROWS:
+            w2 = np.ascontiguousarray(w2.reshape(cout, ntap, -1).transpose(0, 2, 1))
+            w2 = w2.reshape(cout, -1)
+        else:
+            w2 = to_kernel(w2, cdt)
     if dw is None and cout // groups < _MIN_GEMM_ROWS:
         _core.window_direct(x3, w2, b, out3, groups, tab.geom, tab.maps, tab.voff, act, zero,
                             workers)
     else:
-        ntap = len(tab.voff)
-        if dw is None:  # (C_out, C_g * T) -> tap-major (C_out, T * C_g)
+        if tap_major:
+            wk = w2
+            dwT = _EMPTY_DW[cdt]
+        elif dw is None:  # (C_out, C_g * T) -> tap-major (C_out, T * C_g)
             wk = np.ascontiguousarray(
                 w2.reshape(cout, -1, ntap).transpose(0, 2, 1)).reshape(cout, -1)
             dwT = _EMPTY_DW[cdt]

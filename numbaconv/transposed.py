@@ -21,9 +21,11 @@ import itertools
 import operator
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from ._activations import activation_code
+from ._core import place_planes
 from ._dtypes import as_array
 from ._geometry import IntOrTuple, Padding, Tables, normalise_padding, per_axis, tables_from_maps
 from .convolution import ArrayLike, _batched, _bias, _groups, run_window
@@ -78,7 +80,7 @@ def _same_transposed(n: int, k: int, s: int, dl: int) -> tuple[tuple[int, int], 
 class Phase:
     """One output phase: where it writes, which taps it has, and its window's tables."""
 
-    where: tuple[slice, ...]
+    pos: np.ndarray  # flat output index of each of the phase's outputs
     taps: tuple[tuple[int, ...], ...]
     tables: Tables
     out_shape: tuple[int, ...]
@@ -129,8 +131,11 @@ def transposed_phases(in_shape, kernel, stride, dilation, pads, op):
             ones = (1,) * len(kernel)
             tab = tables_from_maps(in_shape, ones, ones, ones, shape,
                                    [np.full(q, -1, np.int64) for q in shape])
-        where = tuple(slice(r, None, s) for r, s in zip(combo, stride))
-        phases.append(Phase(where, taps, tab, shape))
+        grid = np.zeros(out_shape, dtype=bool)
+        grid[tuple(slice(r, None, s) for r, s in zip(combo, stride))] = True
+        pos = np.flatnonzero(grid)
+        pos.flags.writeable = False
+        phases.append(Phase(pos, taps, tab, shape))
     return tuple(out_shape), tuple(phases)
 
 
@@ -230,20 +235,25 @@ def conv_transpose(
     act = activation_code(activation)
     out_shape, phases = transposed_phases(tuple(in_shape), tuple(kernel), stride_t, dil_t,
                                           pads, op)
-    # equivalent convolution weight: (C_out, C_in // groups, *kernel), spatially flipped
+    # the equivalent convolution's weight, spatially flipped and tap-major:
+    # (C_out, *kernel, C_in // groups), built once for all phases
     ci = cin // g
-    w_eq = weight.reshape((g, ci, mo) + kernel).swapaxes(1, 2).reshape((cout, ci) + kernel)
-    w_eq = w_eq[(Ellipsis,) + (slice(None, None, -1),) * d]
+    axes = (0, 2) + tuple(range(3, 3 + d)) + (1,)
+    w_eq = weight.reshape((g, ci, mo) + kernel).transpose(axes).reshape((cout,) + kernel + (ci,))
+    w_eq = w_eq[(slice(None),) + (slice(None, None, -1),) * d]
     out = None
     for ph in phases:
         if all(ph.taps):
-            w_sub = w_eq[(slice(None), slice(None)) + np.ix_(*ph.taps)]
+            w_sub = w_eq[(slice(None),) + np.ix_(*ph.taps)]
         else:  # a phase that meets no sample: bias and activation only
-            w_sub = np.zeros((cout, ci) + (1,) * d, dtype=w_eq.dtype)
-        part = run_window(xb, w_sub.reshape(cout, -1), b, g, ph.tables, ph.out_shape, act)
+            w_sub = np.zeros((cout,) + (1,) * d + (ci,), dtype=w_eq.dtype)
+        part = run_window(xb, w_sub.reshape(cout, -1), b, g, ph.tables, ph.out_shape, act,
+                          tap_major=True)
         if out is None:
             out = np.empty(part.shape[:2] + out_shape, dtype=part.dtype)
-        out[(slice(None), slice(None)) + ph.where] = part
+        if part.size:
+            place_planes(part.reshape(part.shape[0], cout, -1),
+                         out.reshape(out.shape[0], cout, -1), ph.pos, numba.get_num_threads())
     return out[0] if unbatched else out
 
 
