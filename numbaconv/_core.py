@@ -495,6 +495,27 @@ def add_taps(acc, q0, vp, wt, voff, n, assign):
     """
     ntap = voff.shape[0]
     dst = acc[q0:q0 + n]
+    if ntap == 9:  # 3x3 (and 9x1, ...): one sweep, the accumulator touched once
+        s0 = vp[q0 + voff[0]:q0 + voff[0] + n]
+        s1 = vp[q0 + voff[1]:q0 + voff[1] + n]
+        s2 = vp[q0 + voff[2]:q0 + voff[2] + n]
+        s3 = vp[q0 + voff[3]:q0 + voff[3] + n]
+        s4 = vp[q0 + voff[4]:q0 + voff[4] + n]
+        s5 = vp[q0 + voff[5]:q0 + voff[5] + n]
+        s6 = vp[q0 + voff[6]:q0 + voff[6] + n]
+        s7 = vp[q0 + voff[7]:q0 + voff[7] + n]
+        s8 = vp[q0 + voff[8]:q0 + voff[8] + n]
+        w0, w1, w2, w3, w4 = wt[0], wt[1], wt[2], wt[3], wt[4]
+        w5, w6, w7, w8 = wt[5], wt[6], wt[7], wt[8]
+        if assign:
+            for q in range(n):
+                dst[q] = (w0 * s0[q] + w1 * s1[q] + w2 * s2[q] + w3 * s3[q] + w4 * s4[q]
+                          + w5 * s5[q] + w6 * s6[q] + w7 * s7[q] + w8 * s8[q])
+        else:
+            for q in range(n):
+                dst[q] += (w0 * s0[q] + w1 * s1[q] + w2 * s2[q] + w3 * s3[q] + w4 * s4[q]
+                           + w5 * s5[q] + w6 * s6[q] + w7 * s7[q] + w8 * s8[q])
+        return
     t = 0
     if assign:
         if ntap >= 4:
