@@ -72,6 +72,19 @@ def per_axis(name: str, value: IntOrTuple, d: int, minimum: int) -> tuple[int, .
     return vals
 
 
+def spatial_sizes(name: str, value: object, d: int) -> tuple[int, ...]:
+    """``d`` spatial sizes, given as ``d`` ints or a full ``(N, C, *spatial)`` shape (as torch)."""
+    try:
+        sizes = tuple(operator.index(v) for v in value)
+    except TypeError:
+        raise TypeError(f"{name} must be a tuple of ints, got {value!r}") from None
+    if len(sizes) == d + 2:
+        sizes = sizes[2:]
+    if len(sizes) != d:
+        raise ValueError(f"{name} must have {d} spatial sizes, got {value!r}")
+    return sizes
+
+
 def normalise_padding(
     padding: Padding, d: int
 ) -> str | tuple[tuple[int, int], ...]:

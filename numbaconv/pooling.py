@@ -19,8 +19,8 @@ import numpy as np
 
 from . import _pool_kernels as pk
 from ._dtypes import as_array, result_dtypes, to_kernel
-from ._geometry import G_VLEN, IntOrTuple, per_axis, tables_from_maps
-from .convolution import ArrayLike
+from ._geometry import G_VLEN, IntOrTuple, per_axis, spatial_sizes, tables_from_maps
+from .convolution import ArrayLike, _batched
 
 __all__ = [
     "adaptive_avg_pool", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
@@ -45,17 +45,7 @@ def _rank_and_batch(x: np.ndarray, kernel_size: IntOrTuple) -> tuple[int, np.nda
                 f"x must have shape (N, C, *spatial) for an int kernel_size, got x.shape={x.shape}"
                 " (pass kernel_size as a tuple to pool an unbatched input)"
             )
-    if x.ndim == d + 2:
-        xb, unbatched = x, False
-    elif x.ndim == d + 1:
-        xb, unbatched = x[None], True
-    else:
-        raise ValueError(
-            f"x must have shape (N, C, *spatial) or (C, *spatial) with {d} spatial axes "
-            f"for kernel_size={kernel_size!r}, got x.shape={x.shape}"
-        )
-    if any(n == 0 for n in xb.shape[2:]):
-        raise ValueError(f"x must have non-empty spatial axes, got x.shape={x.shape}")
+    xb, unbatched = _batched(x, d, f"kernel_size={kernel_size!r}")
     return d, xb, unbatched
 
 
@@ -496,11 +486,8 @@ def max_unpool(
     if output_size is None:
         out = default
     else:
-        out = tuple(int(v) for v in output_size)
-        if len(out) == d + 2:
-            out = out[2:]
-        if len(out) != d or any(not (dv - sa < o < dv + sa) for o, dv, sa in
-                                zip(out, default, s)):
+        out = spatial_sizes("output_size", output_size, d)
+        if any(not (dv - sa < o < dv + sa) for o, dv, sa in zip(out, default, s)):
             raise ValueError(f"output_size must be {d} sizes each within the stride of "
                              f"{default}, got {output_size!r}")
     if min(out) < 1:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import operator
 from dataclasses import dataclass
 
 import numba
@@ -27,7 +26,15 @@ import numpy as np
 from ._activations import activation_code
 from ._core import place_planes
 from ._dtypes import as_array
-from ._geometry import IntOrTuple, Padding, Tables, normalise_padding, per_axis, tables_from_maps
+from ._geometry import (
+    IntOrTuple,
+    Padding,
+    Tables,
+    normalise_padding,
+    per_axis,
+    spatial_sizes,
+    tables_from_maps,
+)
 from .convolution import ArrayLike, _batched, _bias, _groups, run_window
 
 __all__ = ["conv_transpose", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
@@ -47,14 +54,7 @@ def _output_padding(
                     f"dilation={dilation}"
                 )
         return op
-    try:
-        size = tuple(operator.index(v) for v in output_size)
-    except TypeError:
-        raise TypeError(f"output_size must be a tuple of ints, got {output_size!r}") from None
-    if len(size) == d + 2:  # (N, C, *spatial) accepted, as torch does
-        size = size[2:]
-    if len(size) != d:
-        raise ValueError(f"output_size must have {d} spatial sizes, got {output_size!r}")
+    size = spatial_sizes("output_size", output_size, d)
     op = []
     for a in range(d):
         lo = (in_shape[a] - 1) * stride[a] - sum(pads[a]) + dilation[a] * (kernel[a] - 1) + 1
