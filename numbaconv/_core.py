@@ -487,29 +487,6 @@ def window_gemm(x, w, bias, out, groups, geom, maps, voff, dwT, mult, act, tile,
 
 
 @njit(**HELPER)
-def plane_schedule(geom, lout):
-    """How a direct job sweeps a plane: ``(lv, olast, nrow, s_l, span, unit, reach)``.
-
-    ``lv`` virtual-plane size; ``olast`` outputs per row, ``nrow`` rows,
-    ``s_l`` last-axis stride and ``span`` the accumulator run one row needs;
-    ``unit`` when every stride is 1, so that one run of ``reach + 1`` covers
-    the whole plane.
-    """
-    d = geom.shape[1]
-    last = d - 1
-    lv = geom[G_VSTR, 0] * geom[G_VLEN, 0]
-    olast = geom[G_OUT, last]
-    s_l = geom[G_STRIDE, last]
-    unit = True
-    reach = 0
-    for a in range(d):
-        if geom[G_STRIDE, a] != 1:
-            unit = False
-        reach += (geom[G_OUT, a] - 1) * geom[G_STRIDE, a] * geom[G_VSTR, a]
-    return lv, olast, lout // olast, s_l, (olast - 1) * s_l + 1, unit, reach
-
-
-@njit(**HELPER)
 def add_taps(acc, q0, vp, wt, voff, n, assign):
     """``acc[q0 + q] (+)= sum_t wt[t] * vp[q0 + voff[t] + q]`` for ``0 <= q < n``.
 
@@ -593,7 +570,20 @@ def window_direct(x, w, bias, out, groups, geom, maps, voff, act, zero, workers)
     m = cout // groups
     cg = nc // groups
     ntap = voff.shape[0]
-    lv, olast, nrow, s_l, span, unit, reach = plane_schedule(geom, out.shape[2])
+    d = geom.shape[1]
+    last = d - 1
+    lv = geom[G_VSTR, 0] * geom[G_VLEN, 0]
+    olast = geom[G_OUT, last]
+    lout = out.shape[2]
+    nrow = lout // olast
+    s_l = geom[G_STRIDE, last]
+    span = (olast - 1) * s_l + 1
+    unit = True
+    reach = 0
+    for a in range(d):
+        if geom[G_STRIDE, a] != 1:
+            unit = False
+        reach += (geom[G_OUT, a] - 1) * geom[G_STRIDE, a] * geom[G_VSTR, a]
     njobs = nimg * cout
     nw = max(min(workers, njobs), 1)
     vrows = virtual_row_table(geom, maps)

@@ -12,8 +12,8 @@ import numpy as np
 from numba import njit, prange
 
 from ._config import HELPER, PARALLEL
-from ._core import output_row_table, padded, plane_schedule, virtual_plane, virtual_row_table
-from ._geometry import G_OUT
+from ._core import output_row_table, padded, virtual_plane, virtual_row_table
+from ._geometry import G_OUT, G_STRIDE, G_VLEN, G_VSTR
 
 #: reduce codes
 MAX, MAX_INDEX, SUM, POWER_SUM = 0, 1, 2, 3
@@ -41,7 +41,20 @@ def window_pool(x, out, idx, geom, maps, voff, vidx, op, power, scale, scale_off
     nimg, nc, lin = x.shape
     d = geom.shape[1]
     last = d - 1
-    lv, olast, nrow, s_l, span, unit, reach = plane_schedule(geom, out.shape[2])
+    # The same sweep plan as window_direct's, written out again on purpose: a shared
+    # helper returning it as a tuple made the direct kernel 12% slower (measured).
+    lv = geom[G_VSTR, 0] * geom[G_VLEN, 0]
+    olast = geom[G_OUT, last]
+    lout = out.shape[2]
+    nrow = lout // olast
+    s_l = geom[G_STRIDE, last]
+    span = (olast - 1) * s_l + 1
+    unit = True
+    reach = 0
+    for a in range(d):
+        if geom[G_STRIDE, a] != 1:
+            unit = False
+        reach += (geom[G_OUT, a] - 1) * geom[G_STRIDE, a] * geom[G_VSTR, a]
     njobs = nimg * nc
     nw = max(min(workers, njobs), 1)
     vrows = virtual_row_table(geom, maps)
