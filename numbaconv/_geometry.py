@@ -142,14 +142,6 @@ class Window:
     pad: tuple[tuple[int, int], ...]
     out_shape: tuple[int, ...]
 
-    @property
-    def ndim(self) -> int:
-        return len(self.kernel)
-
-    @property
-    def taps(self) -> int:
-        return int(np.prod(self.kernel))
-
 
 def conv_window(
     in_shape: tuple[int, ...],
