@@ -17,6 +17,7 @@ from .convolution import (
     pointwise_conv,
     separable_conv,
 )
+from .deformable import deform_conv, deform_conv1d, deform_conv2d, deform_conv3d
 from .params import param_count
 from .pooling import (
     adaptive_avg_pool,
@@ -98,6 +99,10 @@ __all__ = [
     "conv_transpose1d",
     "conv_transpose2d",
     "conv_transpose3d",
+    "deform_conv",
+    "deform_conv1d",
+    "deform_conv2d",
+    "deform_conv3d",
     "depthwise_conv",
     "param_count",
     "pointwise_conv",

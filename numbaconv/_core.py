@@ -381,22 +381,27 @@ def gemm_epilogue(w, r0, m, colT, npos, out, n, p0, bias, act, zero):
                 o1 = out[n, r + 1]
                 o2 = out[n, r + 2]
                 o3 = out[n, r + 3]
-                o0[q] = activate(s00 + b0, act)
-                o0[q + 1] = activate(s01 + b0, act)
-                o0[q + 2] = activate(s02 + b0, act)
-                o0[q + 3] = activate(s03 + b0, act)
-                o1[q] = activate(s10 + b1, act)
-                o1[q + 1] = activate(s11 + b1, act)
-                o1[q + 2] = activate(s12 + b1, act)
-                o1[q + 3] = activate(s13 + b1, act)
-                o2[q] = activate(s20 + b2, act)
-                o2[q + 1] = activate(s21 + b2, act)
-                o2[q + 2] = activate(s22 + b2, act)
-                o2[q + 3] = activate(s23 + b2, act)
-                o3[q] = activate(s30 + b3, act)
-                o3[q + 1] = activate(s31 + b3, act)
-                o3[q + 2] = activate(s32 + b3, act)
-                o3[q + 3] = activate(s33 + b3, act)
+                o0[q] = s00 + b0
+                o0[q + 1] = s01 + b0
+                o0[q + 2] = s02 + b0
+                o0[q + 3] = s03 + b0
+                o1[q] = s10 + b1
+                o1[q + 1] = s11 + b1
+                o1[q + 2] = s12 + b1
+                o1[q + 3] = s13 + b1
+                o2[q] = s20 + b2
+                o2[q + 1] = s21 + b2
+                o2[q + 2] = s22 + b2
+                o2[q + 3] = s23 + b2
+                o3[q] = s30 + b3
+                o3[q + 1] = s31 + b3
+                o3[q + 2] = s32 + b3
+                o3[q + 3] = s33 + b3
+                if act != 0:  # on the block just written (in L1): one inlined copy, not 16
+                    for i2 in range(r, r + 4):
+                        ob = out[n, i2, q:q + 4]
+                        for j in range(4):
+                            ob[j] = activate(ob[j], act)
                 p += 4
         while p < npos:
             s = dot_rows(w, r, nr, colT[p], zero)

@@ -119,6 +119,34 @@ def _transpose_case(torch) -> Case:
                 "torch" if torch is not None else "-", peer)
 
 
+def _deform_case(name, xs, ws, torch, **kw) -> Case:
+    """Deformable convolution with random offsets; the peer is torch's plain convolution.
+
+    (torchvision's CPU ``deform_conv2d`` is about 20x slower than ``conv2d``,
+    and its wheel does not load against the CPU build of torch used here.)
+    """
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal(ws).astype(np.float32)
+    d = len(ws) - 2
+    out = numbaconv.conv(x, w, **kw).shape
+    off = rng.standard_normal((xs[0], d * math.prod(ws[2:])) + out[2:]).astype(np.float32)
+    flops = _conv_flops(out, ws[1], ws[2:])
+    shape = f"{xs} -> {ws[0]}, k{'x'.join(map(str, ws[2:]))}"
+    peer = None
+    if torch is not None:
+        tf = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d,
+              3: torch.nn.functional.conv3d}[d]
+        tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+
+        def peer():
+            with torch.no_grad():
+                return tf(tx, tw, **kw)
+
+    return Case(name, shape, flops, lambda: numbaconv.deform_conv(x, off, w, **kw),
+                "torch conv" if torch is not None else "-", peer)
+
+
 def _pool_case(name, op, torch_name, *args) -> Case:
     torch = _torch()
     x = np.random.default_rng(0).standard_normal((8, 64, 112, 112)).astype(np.float32)
@@ -153,11 +181,12 @@ def _scipy_case(name, shape, kernel) -> Case | None:
                 "scipy", lambda: ndimage.correlate(x, k, mode="reflect"))
 
 
-QUICK = ("conv2d 3x3", "depthwise 3x3", "conv1d k3 dilation 4", "correlate 2-D 5x5")
+QUICK = ("conv2d 3x3", "depthwise 3x3", "conv1d k3 dilation 4", "deform_conv2d 3x3",
+         "correlate 2-D 5x5")
 
 
 def cases(quick: bool = False) -> list[Case]:
-    """The benchmark rows (``quick``: the four of ``QUICK``)."""
+    """The benchmark rows (``quick``: those of ``QUICK``)."""
     torch = _torch()
     makers = {
         "conv2d 3x3": lambda: _conv_case("conv2d 3x3", (8, 64, 56, 56), (64, 64, 3, 3), torch,
@@ -180,6 +209,12 @@ def cases(quick: bool = False) -> list[Case]:
                                                  (64, 64, 3, 3), torch, dtype=np.float64,
                                                  padding=1),
         "conv_transpose2d k4 s2": lambda: _transpose_case(torch),
+        "deform_conv2d 3x3": lambda: _deform_case("deform_conv2d 3x3", (4, 64, 32, 32),
+                                                  (64, 64, 3, 3), torch, padding=1),
+        "deform_conv1d k3": lambda: _deform_case("deform_conv1d k3", (8, 64, 4000), (64, 64, 3),
+                                                 torch, padding=1),
+        "deform_conv3d 3x3x3": lambda: _deform_case("deform_conv3d 3x3x3", (2, 16, 16, 16, 16),
+                                                    (32, 16, 3, 3, 3), torch, padding=1),
         "max_pool2d 3x3 s2 p1": lambda: _pool_case("max_pool2d 3x3 s2 p1", numbaconv.max_pool2d,
                                                    "max_pool2d", 3, 2, 1),
         "avg_pool2d 2x2": lambda: _pool_case("avg_pool2d 2x2", numbaconv.avg_pool2d,

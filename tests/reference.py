@@ -196,3 +196,65 @@ def pool_ref(x, op, kernel, stride, padding, dilation, ceil_mode, count_include_
             with np.errstate(invalid="ignore"):
                 y[(slice(None), slice(None)) + o] = total ** (1.0 / norm_type)
     return (y, idx) if op == "max" else y
+
+
+def interpolate_ref(plane, point):
+    """N-linear interpolation of ``plane`` (C, *spatial) at ``point``, torchvision's rule.
+
+    A point that is not finite or lies outside ``(-1, size)`` on some axis
+    gives zeros; corners outside the input count as zero.
+    """
+    size = plane.shape[1:]
+    if not all(math.isfinite(v) and -1 < v < n for v, n in zip(point, size)):
+        return np.zeros(plane.shape[0])
+    lo = [math.floor(v) for v in point]
+    total = np.zeros(plane.shape[0])
+    for corner in itertools.product((0, 1), repeat=len(size)):
+        idx = tuple(low + c for low, c in zip(lo, corner))
+        if any(i < 0 or i >= n for i, n in zip(idx, size)):
+            continue
+        weight = 1.0
+        for v, low, c in zip(point, lo, corner):
+            weight *= (v - low) if c else 1.0 - (v - low)
+        total += weight * plane[(slice(None),) + idx]
+    return total
+
+
+def deform_conv_ref(x, offset, w, bias=None, stride=1, padding=0, dilation=1, mask=None,
+                    activation=None):
+    """Deformable convolution by its definition, one interpolated sample at a time.
+
+    Batched ``x``; the groups and offset groups are inferred from the shapes,
+    as ``torchvision.ops.deform_conv2d`` does.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    offset = np.asarray(offset, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    d = w.ndim - 2
+    kernel = w.shape[2:]
+    stride = _tuple(stride, d)
+    dilation = _tuple(dilation, d)
+    pads = ref_padding(padding, x.shape[2:], kernel, stride, dilation)
+    n, c = x.shape[:2]
+    out_shape = offset.shape[2:]
+    taps = list(itertools.product(*(range(k) for k in kernel)))
+    og = offset.shape[1] // (d * len(taps))
+    cpo = c // og
+    cols = np.zeros((n, c, len(taps)) + out_shape)  # the sampled (and masked) inputs
+    for b, o, h, (t, tap) in itertools.product(range(n), np.ndindex(*out_shape), range(og),
+                                               enumerate(taps)):
+        ch = (h * len(taps) + t) * d
+        point = [o[a] * stride[a] - pads[a][0] + tap[a] * dilation[a]
+                 + offset[(b, ch + a) + o] for a in range(d)]
+        v = interpolate_ref(x[b, h * cpo:(h + 1) * cpo], point)
+        if mask is not None:
+            v = v * float(mask[(b, h * len(taps) + t) + o])
+        cols[(b, slice(h * cpo, (h + 1) * cpo), t) + o] = v
+    groups = c // w.shape[1]
+    cg, mg = c // groups, w.shape[0] // groups
+    wt = w.reshape(w.shape[0], cg, len(taps))
+    y = np.concatenate([np.einsum("nct...,oct->no...", cols[:, g * cg:(g + 1) * cg],
+                                  wt[g * mg:(g + 1) * mg]) for g in range(groups)], axis=1)
+    if bias is not None:
+        y = y + np.asarray(bias, np.float64).reshape((1, -1) + (1,) * d)
+    return ref_activation(y, activation)

@@ -9,9 +9,9 @@ import sys
 import numpy as np
 
 import numbaconv
-from numbaconv import _core
+from numbaconv import _core, _deform_kernels
 
-KERNELS = (_core.window_gemm, _core.window_direct)
+KERNELS = (_core.window_gemm, _core.window_direct, _deform_kernels.window_deform)
 
 
 def _in_fresh_process(code: str) -> dict:
@@ -37,6 +37,9 @@ def test_specialisations_do_not_grow_with_rank():
             numbaconv.depthwise_conv(x, np.ones((4, 1) + (2,) * d, np.float32))  # direct
             numbaconv.conv(x[0], np.ones((8, 4) + (3,) * d, np.float32), padding="same",
                            padding_mode="reflect", stride=2, activation="gelu")
+            off = np.zeros((1, d * 2 ** d) + (5,) * d, np.float32)
+            numbaconv.deform_conv(x, off, np.ones((8, 4) + (2,) * d, np.float32), padding=1,
+                                  mask=off[:, : 2 ** d] if d % 2 else None)
 
     call_all_ranks()
     before = [len(k.signatures) for k in KERNELS]

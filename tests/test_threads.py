@@ -43,3 +43,15 @@ def test_thread_count_follows_numba(rng):
             assert_close(numbaconv.conv(x, w, padding=1), expected, np.float64)
     finally:
         numba.set_num_threads(old)
+
+
+def test_concurrent_deform_conv_calls(rng):
+    x = rng.standard_normal((2, 4, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((6, 2, 3, 3)).astype(np.float32)
+    offsets = [rng.standard_normal((2, 36, 9, 8)).astype(np.float32) for _ in range(6)]
+    expected = [numbaconv.deform_conv(x, o, w, padding=1) for o in offsets]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda o: numbaconv.deform_conv(x, o, w, padding=1),
+                                offsets * 3))
+    for e, y in zip(expected * 3, results):
+        np.testing.assert_array_equal(y, e)

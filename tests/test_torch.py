@@ -66,3 +66,57 @@ def test_separable_matches_torch(rng):
                           groups=8), torch.from_numpy(pw), torch.from_numpy(b))
     y = numbaconv.separable_conv(x, dw, pw, b, padding=1, stride=2)
     assert_close(y, t.numpy(), np.float32)
+
+
+def _deform_by_grid_sample(x, off, w, b, stride, padding, dilation, mask):
+    """Deformable convolution from ``torch.nn.functional.grid_sample`` (an independent route).
+
+    ``grid_sample`` with ``align_corners=True`` and zero padding interpolates
+    exactly as ``torchvision.ops.deform_conv2d`` samples (corners outside the
+    input count as zero), bilinear in 2-D and trilinear in 3-D.
+    """
+    x, off, w = (torch.from_numpy(np.asarray(a, np.float64)) for a in (x, off, w))
+    d = w.ndim - 2
+    kernel, out, size = w.shape[2:], off.shape[2:], x.shape[2:]
+    taps = list(np.ndindex(*kernel))
+    og = off.shape[1] // (d * len(taps))
+    cpo = x.shape[1] // og
+    grids = torch.meshgrid(*(torch.arange(n, dtype=torch.float64) for n in out), indexing="ij")
+    cols = torch.zeros((x.shape[0], x.shape[1], len(taps)) + tuple(out), dtype=torch.float64)
+    for h in range(og):
+        for t, tap in enumerate(taps):
+            coords = [grids[a] * stride - padding + tap[a] * dilation
+                      + off[:, (h * len(taps) + t) * d + a] for a in range(d)]
+            grid = torch.stack([2 * coords[a] / (size[a] - 1) - 1 for a in reversed(range(d))],
+                               dim=-1)
+            s = F.grid_sample(x[:, h * cpo:(h + 1) * cpo], grid, mode="bilinear",
+                              padding_mode="zeros", align_corners=True)
+            if mask is not None:
+                s = s * torch.from_numpy(np.asarray(mask, np.float64))[:, h * len(taps) + t, None]
+            cols[:, h * cpo:(h + 1) * cpo, t] = s
+    groups = x.shape[1] // w.shape[1]
+    cg, mg = w.shape[1], w.shape[0] // groups
+    wt = w.reshape(w.shape[0], cg, len(taps))
+    y = torch.cat([torch.einsum("nct...,oct->no...", cols[:, g * cg:(g + 1) * cg],
+                                wt[g * mg:(g + 1) * mg]) for g in range(groups)], dim=1)
+    return (y + torch.from_numpy(np.asarray(b, np.float64)).reshape((1, -1) + (1,) * d)).numpy()
+
+
+@pytest.mark.parametrize("d", [2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("stride, padding, dilation, groups, offset_groups, with_mask", [
+    (1, 1, 1, 1, 1, False), (2, 2, 1, 2, 1, True), (1, 2, 2, 1, 4, True), (2, 0, 1, 2, 2, False),
+])
+def test_deform_conv_matches_grid_sample(rng, d, dtype, stride, padding, dilation, groups,
+                                         offset_groups, with_mask):
+    size = 9 if d == 2 else 6
+    x = rng.standard_normal((2, 4) + (size,) * d).astype(dtype)
+    w = rng.standard_normal((4, 4 // groups) + (3,) * d).astype(dtype)
+    b = rng.standard_normal(4).astype(dtype)
+    out = tuple([(size + 2 * padding - dilation * 2 - 1) // stride + 1] * d)
+    off = (2 * rng.standard_normal((2, d * offset_groups * 3 ** d) + out)).astype(dtype)
+    mask = rng.random((2, offset_groups * 3 ** d) + out).astype(dtype) if with_mask else None
+    y = numbaconv.deform_conv(x, off, w, b, stride=stride, padding=padding, dilation=dilation,
+                              mask=mask)
+    expected = _deform_by_grid_sample(x, off, w, b, stride, padding, dilation, mask)
+    assert_close(y, expected, dtype)

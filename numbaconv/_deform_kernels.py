@@ -1,0 +1,224 @@
+"""Deformable convolution on the core: a gather at learned, interpolated positions.
+
+The kernel is :func:`numbaconv._core.window_gemm` with another gather. Each
+job is one image, one weight group and one tile of output positions. The image
+is first made a channels-last plane (by the core's plane builder, through the
+tables of the identity window), followed by one row of zeros. For each
+(offset group, tap) the job computes the interpolation stencils of all its
+sample points at once -- per axis, then per corner, in loops over positions
+that vectorise -- and then blends, per point, its ``2**d`` corners, each a
+contiguous run of channels, into the rows of the tile matrix
+``colT[p, t*C_g + c]``. The reduce and the epilogue are the core's
+register-blocked :func:`~numbaconv._core.gemm_epilogue`. No column buffer
+grows with the batch: a worker holds one tile.
+
+Safety: a point is sampled only when every coordinate ``v`` satisfies
+``-1 < v < size`` (false for NaN and +-inf); otherwise all its corners read
+the zero row with weight zero, so it contributes exactly zero whatever its
+mask. A corner outside the input is clamped onto its inside neighbour with
+weight zero. No offset value can read out of bounds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._config import HELPER, PARALLEL
+from ._core import gemm_epilogue, next_row, padded, virtual_cols_cl, virtual_row_table
+from ._geometry import G_VLEN
+
+
+@njit(**HELPER)
+def axis_stencils(basep, tk, src, fsize, hi_max, st, ok, ilo, ihi, wlo, whi, zero, one):
+    """One axis of the sample points of a tile: ``v = basep + tk + src`` per position.
+
+    Per position writes the flat offsets along this axis (times the stride
+    ``st``) of the lower and upper interpolation corners, clamped into the
+    input, and their weights (zero for a corner outside); clears ``ok`` where
+    ``v`` is outside ``(-1, size)`` or not finite. Vectorised over positions.
+    """
+    for p in range(src.shape[0]):
+        v = basep[p] + tk + src[p]
+        inside = v > -one and v < fsize  # also false for NaN
+        vs = v if inside else zero
+        f = np.floor(vs)
+        low = int(f)  # in [-1, size - 1]
+        fr = vs - f
+        lo_in = low >= 0
+        hi_in = low < hi_max
+        ok[p] = ok[p] and inside
+        wlo[p] = one - fr if lo_in else zero
+        whi[p] = fr if hi_in else zero
+        ilo[p] = (low if lo_in else low + 1) * st
+        ihi[p] = (low + 1 if hi_in else low) * st
+
+
+@njit(**HELPER)
+def corner_stencils(k, d, ilo, ihi, wlo, whi, scale, ok, zrow, coff, cwt, zero):
+    """Corner ``k`` (bit ``d-1-a`` picks axis ``a``'s upper corner) of every point of a tile.
+
+    ``coff[p]``: its flat input offset, ``cwt[p]``: its weight times
+    ``scale[p]``; a point that is not ``ok`` reads the zero row ``zrow`` with
+    weight zero, whatever its scale.
+    """
+    n = coff.shape[0]
+    for p in range(n):
+        coff[p] = 0
+        cwt[p] = scale[p]
+    for a in range(d):
+        up = (k >> (d - 1 - a)) & 1
+        iv = ihi[a] if up else ilo[a]
+        wv = whi[a] if up else wlo[a]
+        for p in range(n):
+            coff[p] += iv[p]
+            cwt[p] *= wv[p]
+    for p in range(n):
+        if not ok[p]:
+            coff[p] = zrow
+            cwt[p] = zero
+
+
+@njit(**HELPER)
+def blend(row, j, n, xv, nc, c0, coff, cwt, p):
+    """``row[j + c] = sum_k cwt[k, p] * xv[coff[k, p]*nc + c0 + c]`` for ``c < n``.
+
+    Four corners per sweep. Unsigned indices rather than slices: a slice per
+    corner costs more than the sweep itself, and the loops still vectorise.
+    """
+    ncorner = coff.shape[0]
+    n = np.uint64(n)
+    j = np.uint64(j)
+    o0 = np.uint64(coff[0, p] * nc + c0)
+    o1 = np.uint64(coff[1, p] * nc + c0)
+    wa = cwt[0, p]
+    wb = cwt[1, p]
+    if ncorner == 2:  # 1-D
+        for c in range(n):
+            row[j + c] = wa * xv[o0 + c] + wb * xv[o1 + c]
+        return
+    o2 = np.uint64(coff[2, p] * nc + c0)
+    o3 = np.uint64(coff[3, p] * nc + c0)
+    we = cwt[2, p]
+    wf = cwt[3, p]
+    for c in range(n):
+        row[j + c] = wa * xv[o0 + c] + wb * xv[o1 + c] + we * xv[o2 + c] + wf * xv[o3 + c]
+    for k in range(4, ncorner, 4):  # 3-D and up
+        o0 = np.uint64(coff[k, p] * nc + c0)
+        o1 = np.uint64(coff[k + 1, p] * nc + c0)
+        o2 = np.uint64(coff[k + 2, p] * nc + c0)
+        o3 = np.uint64(coff[k + 3, p] * nc + c0)
+        wa = cwt[k, p]
+        wb = cwt[k + 1, p]
+        we = cwt[k + 2, p]
+        wf = cwt[k + 3, p]
+        for c in range(n):
+            row[j + c] += wa * xv[o0 + c] + wb * xv[o1 + c] + we * xv[o2 + c] + wf * xv[o3 + c]
+
+
+@njit(**PARALLEL)
+def window_deform(x, offset, mask, w, bias, out, groups, geom, maps, outlen, size, instr,
+                  ostart, tapk, act, tile, chunk, zero, one, workers):
+    """Deformable convolution (see the module docstring).
+
+    x (N, C_in, L_in); offset (N, G_o * T * d, L_out) holding the ``d``
+    coordinates of each (offset group, tap); mask (N, G_o * T, L_out), or
+    empty for none; w (C_out, T * C_in/groups), tap-major; out (N, C_out,
+    L_out), written whole. ``geom``/``maps``: the identity window's tables
+    (channels-last planes); ``outlen``/``size``/``instr``: per-axis output
+    sizes, input sizes and flat input strides; ``ostart[a, o]`` the input
+    coordinate of output ``o``'s window start on axis ``a``; ``tapk[t, a]``
+    tap ``t``'s offset in the window.
+    """
+    nimg, nc, lin = x.shape
+    cout, kk = w.shape
+    m = cout // groups
+    cg = nc // groups
+    ntap, d = tapk.shape
+    ncorner = 1 << d
+    npt = offset.shape[1] // (ntap * d)  # offset groups
+    cpo = nc // npt
+    has_mask = mask.shape[0] > 0
+    last = d - 1
+    vl = geom[G_VLEN, last]
+    nvrow = lin // vl
+    lout = out.shape[2]
+    ntile = (lout + tile - 1) // tile
+    nw = max(min(workers, nimg * groups * ntile), 1)
+    vrows = virtual_row_table(geom, maps)
+    # channels-last planes, each followed by a row of zeros that points outside read
+    xv_all = np.empty((min(chunk, nimg), padded((lin + 1) * nc)), dtype=x.dtype)
+    colT_all = np.empty((nw, padded(tile * kk)), dtype=x.dtype)
+    nint = (2 * d + ncorner) * tile  # ilo, ihi, coff
+    nflt = (3 * d + ncorner + 1) * tile  # basep, wlo, whi, cwt, unit scale
+    int_all = np.empty((nw, padded(nint + d)), dtype=np.int64)
+    flt_all = np.empty((nw, padded(nflt)), dtype=x.dtype)
+    ok_all = np.empty((nw, padded(tile)), dtype=np.bool_)
+    fsize = np.empty(d, dtype=x.dtype)
+    for a in range(d):
+        fsize[a] = size[a]
+    for n0 in range(0, nimg, chunk):
+        nb = min(chunk, nimg - n0)
+        for r in prange(nb * nvrow):
+            vr = r % nvrow
+            plane = xv_all[r // nvrow]
+            virtual_cols_cl(x[n0 + r // nvrow], vrows[vr], geom, maps, 0, nc, 0, vl,
+                            plane[vr * vl * nc:(vr + 1) * vl * nc], zero)
+            if vr == 0:
+                for c in range(lin * nc, (lin + 1) * nc):
+                    plane[c] = zero
+        njobs = nb * groups * ntile
+        for wk in prange(nw):
+            colT = colT_all[wk, :tile * kk].reshape((tile, kk))
+            iw = int_all[wk]
+            fw = flt_all[wk]
+            ilo = iw[:d * tile].reshape((d, tile))
+            ihi = iw[d * tile:2 * d * tile].reshape((d, tile))
+            coff = iw[2 * d * tile:nint].reshape((ncorner, tile))
+            o = iw[nint:nint + d]
+            basep = fw[:d * tile].reshape((d, tile))
+            wlo = fw[d * tile:2 * d * tile].reshape((d, tile))
+            whi = fw[2 * d * tile:3 * d * tile].reshape((d, tile))
+            cwt = fw[3 * d * tile:(3 * d + ncorner) * tile].reshape((ncorner, tile))
+            unit = fw[(3 * d + ncorner) * tile:nflt]
+            for p in range(tile):
+                unit[p] = one
+            ok = ok_all[wk]
+            for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
+                tl = job % ntile
+                g = (job // ntile) % groups
+                nn = job // (ntile * groups)
+                n = n0 + nn
+                xv = xv_all[nn]
+                p0 = tl * tile
+                npos = min(tile, lout - p0)
+                q = p0
+                for a in range(last, -1, -1):
+                    o[a] = q % outlen[a]
+                    q //= outlen[a]
+                for p in range(npos):  # window starts of the tile's positions
+                    for a in range(d):
+                        basep[a, p] = ostart[a, o[a]]
+                    next_row(outlen, o, d)
+                h0 = g * cg // cpo  # the offset groups that meet weight group g
+                h1 = ((g + 1) * cg - 1) // cpo + 1
+                for h in range(h0, h1):
+                    c_lo = max(h * cpo, g * cg)
+                    c_hi = min((h + 1) * cpo, (g + 1) * cg)
+                    for t in range(ntap):
+                        ch = (h * ntap + t) * d
+                        for p in range(npos):
+                            ok[p] = True
+                        for a in range(d):
+                            axis_stencils(basep[a, :npos], tapk[t, a],
+                                          offset[n, ch + a, p0:p0 + npos], fsize[a],
+                                          size[a] - 1, instr[a], ok, ilo[a], ihi[a], wlo[a],
+                                          whi[a], zero, one)
+                        scale = mask[n, h * ntap + t, p0:p0 + npos] if has_mask else unit
+                        for k in range(ncorner):
+                            corner_stencils(k, d, ilo, ihi, wlo, whi, scale[:npos], ok, lin,
+                                            coff[k, :npos], cwt[k, :npos], zero)
+                        j = t * cg + c_lo - g * cg
+                        for p in range(npos):
+                            blend(colT[p], j, c_hi - c_lo, xv, nc, c_lo, coff, cwt, p)
+                gemm_epilogue(w, g * m, m, colT, npos, out, n, p0, bias, act, zero)
