@@ -98,6 +98,8 @@ def deform_conv(
         ``out_spatial`` as for :func:`numbaconv.conv`. The dtype policy of
         :func:`numbaconv.conv`, over ``x``, ``offset``, ``weight``, ``bias``
         and ``mask`` together (float32 with float64 offsets computes in float64).
+        Sample coordinates are computed in that dtype too, as torchvision does,
+        so in float32 they are exact only up to ``2**24`` along an axis.
 
     Raises
     ------

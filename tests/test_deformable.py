@@ -233,3 +233,14 @@ def test_thread_count_does_not_change_the_result(rng):
         numba.set_num_threads(old)
     for y in results[1:]:
         np.testing.assert_array_equal(y, results[0])
+
+
+@pytest.mark.parametrize("groups, offset_groups", [(2, 3), (3, 2), (6, 1), (1, 6)])
+def test_offset_groups_that_straddle_weight_groups(rng, groups, offset_groups):
+    """Offset groups and weight groups split the channels independently."""
+    x = rng.standard_normal((2, 6, 7, 6))
+    w = rng.standard_normal((6, 6 // groups, 3, 3))
+    off = 1.5 * rng.standard_normal((2, 18 * offset_groups, 7, 6))
+    mask = rng.random((2, 9 * offset_groups, 7, 6))
+    y = numbaconv.deform_conv(x, off, w, padding=1, mask=mask)
+    assert_close(y, deform_conv_ref(x, off, w, padding=1, mask=mask), np.float64)
