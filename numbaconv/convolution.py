@@ -80,6 +80,23 @@ def _batched(x: np.ndarray, d: int, what: str) -> tuple[np.ndarray, bool]:
     return xb, unbatched
 
 
+def _operands(x: ArrayLike, weight: ArrayLike, layout: str
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """``(x, weight, x as (N, C, *spatial), was_unbatched)``, checking the ranks.
+
+    ``weight`` must have the shape ``layout`` with at least one spatial axis.
+    """
+    x = as_array("x", x)
+    weight = as_array("weight", weight)
+    if weight.ndim < 3:
+        raise ValueError(
+            f"weight must have shape {layout} with at least one spatial axis, "
+            f"got weight.shape={weight.shape}"
+        )
+    xb, unbatched = _batched(x, weight.ndim - 2, f"weight.shape={weight.shape}")
+    return x, weight, xb, unbatched
+
+
 def _bias(bias: ArrayLike | None, cout: int) -> np.ndarray | None:
     if bias is None:
         return None
@@ -220,15 +237,7 @@ def conv(
     >>> numbaconv.conv(x, np.ones((4, 3, 3, 3, 3, 3)), padding="same").shape
     (2, 4, 8, 8, 8, 8)
     """
-    x = as_array("x", x)
-    weight = as_array("weight", weight)
-    if weight.ndim < 3:
-        raise ValueError(
-            f"weight must have shape (C_out, C_in // groups, *kernel) with at least one "
-            f"spatial axis, got weight.shape={weight.shape}"
-        )
-    d = weight.ndim - 2
-    xb, unbatched = _batched(x, d, f"weight.shape={weight.shape}")
+    x, weight, xb, unbatched = _operands(x, weight, "(C_out, C_in // groups, *kernel)")
     g = _groups(groups)
     cin, cout = xb.shape[1], weight.shape[0]
     if cin % g or cout % g:

@@ -17,7 +17,7 @@ from . import _deform_kernels
 from ._activations import activation_code
 from ._dtypes import as_array, result_dtypes, to_kernel
 from ._geometry import G_INSTR, Padding, Window, conv_window, kernel_tables
-from .convolution import _PLANE_BYTES, _batched, _bias, _tile
+from .convolution import _PLANE_BYTES, _bias, _operands, _tile
 
 ArrayLike = object
 
@@ -121,16 +121,9 @@ def deform_conv(
     >>> numbaconv.deform_conv(x, off, np.ones((8, 4, 3, 3, 3)), padding=1).shape
     (2, 8, 9, 9, 9)
     """
-    x = as_array("x", x)
+    x, weight, xb, unbatched = _operands(x, weight, "(C_out, C_in // groups, *kernel)")
     offset = as_array("offset", offset)
-    weight = as_array("weight", weight)
-    if weight.ndim < 3:
-        raise ValueError(
-            f"weight must have shape (C_out, C_in // groups, *kernel) with at least one "
-            f"spatial axis, got weight.shape={weight.shape}"
-        )
     d = weight.ndim - 2
-    xb, unbatched = _batched(x, d, f"weight.shape={weight.shape}")
     nimg, cin = xb.shape[:2]
     cout, cw = weight.shape[:2]
     if cout == 0 or cw == 0 or any(k == 0 for k in weight.shape[2:]):

@@ -35,7 +35,7 @@ from ._geometry import (
     spatial_sizes,
     tables_from_maps,
 )
-from .convolution import ArrayLike, _batched, _bias, _groups, run_window
+from .convolution import ArrayLike, _bias, _groups, _operands, run_window
 
 __all__ = ["conv_transpose", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
 
@@ -193,15 +193,8 @@ def conv_transpose(
     ...                          padding=1).shape
     (2, 4, 16, 16)
     """
-    x = as_array("x", x)
-    weight = as_array("weight", weight)
-    if weight.ndim < 3:
-        raise ValueError(
-            f"weight must have shape (C_in, C_out // groups, *kernel) with at least one "
-            f"spatial axis, got weight.shape={weight.shape}"
-        )
+    x, weight, xb, unbatched = _operands(x, weight, "(C_in, C_out // groups, *kernel)")
     d = weight.ndim - 2
-    xb, unbatched = _batched(x, d, f"weight.shape={weight.shape}")
     g = _groups(groups)
     cin = xb.shape[1]
     if weight.shape[0] != cin:
