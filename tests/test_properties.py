@@ -91,3 +91,26 @@ def test_groups_are_independent_convolutions(p, groups, per_group_out, mode):
                               padding=1, padding_mode=mode)
         assert_close(y[:, g * per_group_out:(g + 1) * per_group_out], part, np.float64)
     assert_close(y, conv_ref(x, w, groups=groups, padding=1, padding_mode=mode), np.float64)
+
+
+@SETTINGS
+@given(problems(), st.floats(-3, 3), st.integers(1, 2))
+def test_deform_conv_linear_in_x_and_mask(p, alpha, stride):
+    """For fixed offsets, deformable convolution is linear in the input and in the mask."""
+    d, kernel, shape, cin, cout, rng = p
+    x1 = rng.standard_normal((2, cin) + shape)
+    x2 = rng.standard_normal((2, cin) + shape)
+    w = rng.standard_normal((cout, cin) + kernel)
+    out = numbaconv.conv(x1, w, stride=stride, padding=1).shape[2:]
+    taps = int(np.prod(kernel))
+    off = 2 * rng.standard_normal((2, d * taps) + out)
+    m1, m2 = rng.random((2, 2, taps) + out)
+    kw = dict(stride=stride, padding=1)
+    lhs = numbaconv.deform_conv(alpha * x1 + x2, off, w, mask=m1, **kw)
+    rhs = (alpha * numbaconv.deform_conv(x1, off, w, mask=m1, **kw)
+           + numbaconv.deform_conv(x2, off, w, mask=m1, **kw))
+    assert_close(lhs, rhs, np.float64)
+    lhs = numbaconv.deform_conv(x1, off, w, mask=alpha * m1 + m2, **kw)
+    rhs = (alpha * numbaconv.deform_conv(x1, off, w, mask=m1, **kw)
+           + numbaconv.deform_conv(x1, off, w, mask=m2, **kw))
+    assert_close(lhs, rhs, np.float64)
