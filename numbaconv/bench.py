@@ -59,25 +59,35 @@ def _conv_flops(out_shape, cin_per_group, kernel) -> float:
     return 2.0 * math.prod(out_shape) * cin_per_group * math.prod(kernel)
 
 
+def _conv_shape(xs, ws) -> str:
+    return f"{xs} -> {ws[0]}, k{'x'.join(map(str, ws[2:]))}"
+
+
+def _torch_conv(torch, x, w, **kw) -> Callable[[], object] | None:
+    """``torch.nn.functional.conv{d}d`` on the same data, or ``None`` without torch."""
+    if torch is None:
+        return None
+    tf = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d,
+          3: torch.nn.functional.conv3d}[w.ndim - 2]
+    tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+
+    def peer():
+        with torch.no_grad():
+            return tf(tx, tw, **kw)
+
+    return peer
+
+
 def _conv_case(name, xs, ws, torch, dtype=np.float32, groups=1, **kw) -> Case:
     rng = np.random.default_rng(0)
     x = rng.standard_normal(xs).astype(dtype)
     w = rng.standard_normal(ws).astype(dtype)
     out = numbaconv.conv(x, w, groups=groups, **kw)
     flops = _conv_flops(out.shape, ws[1], ws[2:])
-    shape = f"{xs} -> {ws[0]}, k{'x'.join(map(str, ws[2:]))}"
-    peer = None
-    if torch is not None:
-        tf = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d,
-              3: torch.nn.functional.conv3d}[len(ws) - 2]
-        tx, tw = torch.from_numpy(x), torch.from_numpy(w)
-
-        def peer():
-            with torch.no_grad():
-                return tf(tx, tw, groups=groups, **kw)
-
-    return Case(name, shape, flops, lambda: numbaconv.conv(x, w, groups=groups, **kw),
-                "torch" if torch is not None else "-", peer)
+    return Case(name, _conv_shape(xs, ws), flops,
+                lambda: numbaconv.conv(x, w, groups=groups, **kw),
+                "torch" if torch is not None else "-",
+                _torch_conv(torch, x, w, groups=groups, **kw))
 
 
 def _separable_case(torch) -> Case:
@@ -132,19 +142,8 @@ def _deform_case(name, xs, ws, torch, **kw) -> Case:
     out = numbaconv.conv(x, w, **kw).shape
     off = rng.standard_normal((xs[0], d * math.prod(ws[2:])) + out[2:]).astype(np.float32)
     flops = _conv_flops(out, ws[1], ws[2:])
-    shape = f"{xs} -> {ws[0]}, k{'x'.join(map(str, ws[2:]))}"
-    peer = None
-    if torch is not None:
-        tf = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d,
-              3: torch.nn.functional.conv3d}[d]
-        tx, tw = torch.from_numpy(x), torch.from_numpy(w)
-
-        def peer():
-            with torch.no_grad():
-                return tf(tx, tw, **kw)
-
-    return Case(name, shape, flops, lambda: numbaconv.deform_conv(x, off, w, **kw),
-                "torch conv" if torch is not None else "-", peer)
+    return Case(name, _conv_shape(xs, ws), flops, lambda: numbaconv.deform_conv(x, off, w, **kw),
+                "torch conv" if torch is not None else "-", _torch_conv(torch, x, w, **kw))
 
 
 def _pool_case(name, op, torch_name, *args) -> Case:
