@@ -16,9 +16,10 @@ same pattern of flat offsets (``voff``), with no bounds checks.
   each tap of a window is a contiguous run of channels. A job is one image,
   one group and one tile of output positions: the gather copies the tile's
   windows into the rows of a per-worker matrix ``colT[p, t*C_g + c]``, the
-  reduce multiplies it by the weights (``(C_out, T*C_g)``, tap-major) with a
-  register-blocked dot product, and the epilogue adds the bias, applies the
-  activation and writes the output. Given a depthwise filter bank ``dw``, the
+  reduce multiplies it by the weights (``(C_out, T*C_g)``, tap-major, packed
+  into panels) with the explicit-vector micro-kernel of
+  :mod:`numbaconv._microkernel` (:func:`tile_gemm`), and the epilogue adds the
+  bias, applies the activation and writes the output. Given a depthwise filter bank ``dw``, the
   gather instead computes the tile's depthwise convolution into ``colT``:
   that is the fused depthwise-separable convolution.
 * :func:`window_direct` -- *direct*. A job is one output channel of one image,
@@ -54,6 +55,7 @@ from ._geometry import (
     G_VLEN,
     G_VSTR,
 )
+from ._microkernel import MR, VECTOR_BYTES, panel_block1, panel_block2
 
 #: per-worker scratch rows are padded by this many elements (128 bytes or more)
 #: and rounded up to it, so that two workers never write to one cache line
@@ -411,18 +413,72 @@ def gemm_epilogue(w, r0, m, colT, npos, out, n, p0, bias, act, zero):
         i += nr
 
 
+@njit(**HELPER)
+def panel_gemm(wp, bp, g, m, a, kk, npos, out, n, p0, act):
+    """``out[n, g*m + r, p0+p] = act(bias[g*m + r] + sum_k w[g*m + r, k] * a[p*kk + k])``.
+
+    The product of :func:`gemm_epilogue` by the explicit-vector micro-kernel:
+    ``MR`` positions at a time against each of group ``g``'s weight and bias
+    panels ``wp``, ``bp`` (:func:`numbaconv._microkernel.pack_panels`), which
+    writes the sums plus bias; then the activation in place. ``a`` needs whole
+    blocks: rows up to ``npos`` rounded up to ``MR``.
+    """
+    nr = wp.shape[2]
+    npan = (m + nr - 1) // nr
+    wide = nr * a.itemsize > VECTOR_BYTES
+    lout = out.shape[2]
+    for pb in range(0, npos, MR):
+        nrow = min(MR, npos - pb)
+        for pl in range(npan):
+            q = g * npan + pl
+            o_off = (n * out.shape[1] + g * m + pl * nr) * lout + p0 + pb
+            ncol = min(nr, m - pl * nr)
+            if wide:
+                panel_block2(a, pb * kk, kk, wp[q], kk, bp[q], out, o_off, lout, nrow, ncol)
+            else:
+                panel_block1(a, pb * kk, kk, wp[q], kk, bp[q], out, o_off, lout, nrow, ncol)
+    if act != 0:
+        for r in range(g * m, (g + 1) * m):
+            row = out[n, r]
+            for p in range(p0, p0 + npos):
+                row[p] = activate(row[p], act)
+
+
+@njit(**HELPER)
+def tile_gemm(w, wp, bp, g, m, colT, npos, out, n, p0, bias, act, zero):
+    """The reduce + epilogue of one tile: :func:`panel_gemm` when ``wp`` has panels.
+
+    ``colT`` is the worker's flat tile ``(rows, kk)`` with ``kk = w.shape[1]``
+    and rows a multiple of ``MR``; without panels (few rows per group),
+    :func:`gemm_epilogue` on ``w``.
+    """
+    kk = w.shape[1]
+    if wp.shape[0] > 0:
+        panel_gemm(wp, bp, g, m, colT, kk, npos, out, n, p0, act)
+    else:
+        gemm_epilogue(w, g * m, m, colT[:npos * kk].reshape((npos, kk)), npos, out, n, p0,
+                      bias, act, zero)
+
+
+@njit(**HELPER)
+def tile_rows(tile):
+    """Rows of a worker's tile: ``tile`` rounded up to whole micro-kernel blocks."""
+    return (tile + MR - 1) // MR * MR
+
+
 # ---------------------------------------------------------------------------
 # parallel kernels
 # ---------------------------------------------------------------------------
 
 
 @njit(**PARALLEL)
-def window_gemm(x, w, bias, out, groups, geom, maps, voff, dwT, mult, act, tile, chunk, zero,
-                workers):
+def window_gemm(x, w, wp, bp, bias, out, groups, geom, maps, voff, dwT, mult, act, tile, chunk,
+                zero, workers):
     """Tile-GEMM convolution (see the module docstring).
 
     x (N, C_in, L_in); w (C_out, T * C_in/groups), tap-major, or for the
     separable form w (C_out, C_dw) with ``dwT`` (T, C_dw) and ``groups == 1``;
+    ``wp``, ``bp`` weights and bias as panels, or empty (see :func:`tile_gemm`);
     out (N, C_out, L_out) is written whole. ``chunk`` images have their
     virtual planes built at a time.
     """
@@ -451,7 +507,7 @@ def window_gemm(x, w, bias, out, groups, geom, maps, voff, dwT, mult, act, tile,
         chunk = nimg
     xv_all = np.empty((1 if per_tile else min(chunk, nimg), 1 if per_tile else padded(lv * nc)),
                       dtype=x.dtype)
-    colT_all = np.empty((nw, padded(tile * kk)), dtype=x.dtype)
+    colT_all = np.zeros((nw, padded(tile_rows(tile) * kk)), dtype=x.dtype)
     o_all = np.zeros((nw, padded(d)), dtype=np.int64)
     for n0 in range(0, nimg, chunk):
         nb = min(chunk, nimg - n0)
@@ -488,7 +544,8 @@ def window_gemm(x, w, bias, out, groups, geom, maps, voff, dwT, mult, act, tile,
                     run = geom[G_K, last] if cg == ncp and geom[G_DIL, last] == 1 else 1
                     gather_windows(plane, vbase, ncp, cbase, cg, run, geom, voff, p0, npos, colT,
                                    o)
-                gemm_epilogue(w, g * m, m, colT, npos, out, n0 + nn, p0, bias, act, zero)
+                tile_gemm(w, wp, bp, g, m, colT_all[wk], npos, out, n0 + nn, p0, bias, act,
+                          zero)
 
 
 @njit(**HELPER)

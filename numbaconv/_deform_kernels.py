@@ -9,7 +9,7 @@ sample points at once -- per axis, then per corner, in loops over positions
 that vectorise -- and then blends, per point, its ``2**d`` corners, each a
 contiguous run of channels, into the rows of the tile matrix
 ``colT[p, t*C_g + c]``. The reduce and the epilogue are the core's
-register-blocked :func:`~numbaconv._core.gemm_epilogue`. No column buffer
+:func:`~numbaconv._core.tile_gemm` (the explicit-vector micro-kernel). No column buffer
 grows with the batch: a worker holds one tile.
 
 Safety: a point is sampled only when every coordinate ``v`` satisfies
@@ -25,7 +25,14 @@ import numpy as np
 from numba import njit, prange
 
 from ._config import HELPER, PARALLEL
-from ._core import gemm_epilogue, next_row, padded, virtual_cols_cl, virtual_row_table
+from ._core import (
+    next_row,
+    padded,
+    tile_gemm,
+    tile_rows,
+    virtual_cols_cl,
+    virtual_row_table,
+)
 from ._geometry import G_VLEN
 
 
@@ -117,13 +124,14 @@ def blend(row, j, n, xv, nc, c0, coff, cwt, p):
 
 
 @njit(**PARALLEL)
-def window_deform(x, offset, mask, w, bias, out, groups, geom, maps, outlen, size, instr,
+def window_deform(x, offset, mask, w, wp, bp, bias, out, groups, geom, maps, outlen, size, instr,
                   ostart, tapk, act, tile, chunk, zero, one, workers):
     """Deformable convolution (see the module docstring).
 
     x (N, C_in, L_in); offset (N, G_o * T * d, L_out) holding the ``d``
     coordinates of each (offset group, tap); mask (N, G_o * T, L_out), or
-    empty for none; w (C_out, T * C_in/groups), tap-major; out (N, C_out,
+    empty for none; w (C_out, T * C_in/groups), tap-major, and ``wp``, ``bp``
+    weights and bias as panels or empty (see :func:`~numbaconv._core.tile_gemm`); out (N, C_out,
     L_out), written whole. ``geom``/``maps``: the identity window's tables
     (channels-last planes); ``outlen``/``size``/``instr``: per-axis output
     sizes, input sizes and flat input strides; ``ostart[a, o]`` the input
@@ -148,7 +156,7 @@ def window_deform(x, offset, mask, w, bias, out, groups, geom, maps, outlen, siz
     vrows = virtual_row_table(geom, maps)
     # channels-last planes, each followed by a row of zeros that points outside read
     xv_all = np.empty((min(chunk, nimg), padded((lin + 1) * nc)), dtype=x.dtype)
-    colT_all = np.empty((nw, padded(tile * kk)), dtype=x.dtype)
+    colT_all = np.zeros((nw, padded(tile_rows(tile) * kk)), dtype=x.dtype)
     nint = (2 * d + ncorner) * tile  # ilo, ihi, coff
     nflt = (3 * d + ncorner + 1) * tile  # basep, wlo, whi, cwt, unit scale
     int_all = np.empty((nw, padded(nint + d)), dtype=np.int64)
@@ -221,4 +229,4 @@ def window_deform(x, offset, mask, w, bias, out, groups, geom, maps, outlen, siz
                         j = t * cg + c_lo - g * cg
                         for p in range(npos):
                             blend(colT[p], j, c_hi - c_lo, xv, nc, c_lo, coff, cwt, p)
-                gemm_epilogue(w, g * m, m, colT, npos, out, n, p0, bias, act, zero)
+                tile_gemm(w, wp, bp, g, m, colT_all[wk], npos, out, n, p0, bias, act, zero)

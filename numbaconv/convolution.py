@@ -23,6 +23,7 @@ from ._geometry import (
     conv_window,
     kernel_tables,
 )
+from ._microkernel import pack_panels
 
 ArrayLike = object
 
@@ -161,8 +162,8 @@ def run_window(
         plane = int(tab.geom[G_VLEN].prod()) * cin * cdt.itemsize
         chunk = max(1, min(nimg, _PLANE_BYTES // plane))
         tile = _tile(wk.shape[1], cdt.itemsize)
-        _core.window_gemm(x3, wk, b, out3, groups, tab.geom, tab.maps, tab.voff, dwT, mult, act,
-                          tile, chunk, zero, workers)
+        _core.window_gemm(x3, wk, *pack_panels(wk, b, groups), b, out3, groups, tab.geom, tab.maps,
+                          tab.voff, dwT, mult, act, tile, chunk, zero, workers)
     return out.astype(rdt, copy=False)
 
 

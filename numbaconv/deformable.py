@@ -17,6 +17,7 @@ from . import _deform_kernels
 from ._activations import activation_code
 from ._dtypes import as_array, result_dtypes, to_kernel
 from ._geometry import G_INSTR, Padding, Window, conv_window, kernel_tables
+from ._microkernel import pack_panels
 from .convolution import _PLANE_BYTES, _bias, _operands, _tile
 
 ArrayLike = object
@@ -193,9 +194,9 @@ def _run(xb: np.ndarray, ob: np.ndarray, weight: np.ndarray, bias: np.ndarray | 
     chunk = max(1, min(nimg, _PLANE_BYTES // (x3.shape[2] * cin * cdt.itemsize)))
     tile = _tile(wk.shape[1], cdt.itemsize)
     _deform_kernels.window_deform(
-        x3, o3, m3, wk, b, out.reshape(nimg, cout, -1), groups, tab.geom, tab.maps,
-        np.asarray(win.out_shape, dtype=np.int64), size, instr, ostart, tapk, act, tile, chunk,
-        cdt.type(0), cdt.type(1), numba.get_num_threads())
+        x3, o3, m3, wk, *pack_panels(wk, b, groups), b, out.reshape(nimg, cout, -1), groups,
+        tab.geom, tab.maps, np.asarray(win.out_shape, dtype=np.int64), size, instr, ostart, tapk,
+        act, tile, chunk, cdt.type(0), cdt.type(1), numba.get_num_threads())
     return out.astype(rdt, copy=False)
 
 

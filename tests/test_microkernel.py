@@ -1,0 +1,151 @@
+"""The explicit-vector GEMM micro-kernel: its masked stores, its panels, and the paths using it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from checks import assert_close
+from numba import njit
+from reference import conv_ref, deform_conv_ref
+
+import numbaconv
+from numbaconv import _microkernel as mk
+
+DTYPES = [np.float32, np.float64]
+
+
+@njit(cache=False)
+def _block(wide, a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow, ncol):
+    if wide:
+        mk.panel_block2(a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow, ncol)
+    else:
+        mk.panel_block1(a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow, ncol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("wide", [False, True])
+def test_block_writes_exactly_the_valid_rows_and_channels(rng, dtype, wide):
+    vl = mk.lanes(dtype)
+    nr = (2 if wide else 1) * vl
+    kk, lda, ldo, a_off, o_off = 13, 17, 11, 3, 5
+    a = rng.standard_normal(a_off + mk.MR * lda).astype(dtype)
+    b = rng.standard_normal((kk, nr)).astype(dtype)
+    bias = rng.standard_normal(nr).astype(dtype)
+    rows = a[a_off:].reshape(mk.MR, lda)[:, :kk].astype(np.float64)
+    full = rows @ b.astype(np.float64) + bias  # (MR, NR): position i, channel j
+    for nrow, ncol in [(mk.MR, nr), (1, 1), (mk.MR - 1, nr - 3), (3, vl + 1), (0, nr), (2, 0)]:
+        out = np.full(o_off + nr * ldo, np.nan, dtype)
+        _block(wide, a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow, ncol)
+        got = out[o_off:].reshape(nr, ldo)
+        assert_close(got[:ncol, :nrow], full[:nrow, :ncol].T, dtype)
+        written = np.zeros(out.shape, bool)
+        written[o_off:].reshape(nr, ldo)[:ncol, :nrow] = True
+        assert np.isnan(out[~written]).all(), (nrow, ncol)  # nothing else touched
+
+
+def test_block_with_empty_reduction_writes_the_bias():
+    vl = mk.lanes(np.float64)
+    bias = np.arange(vl, dtype=np.float64)
+    out = np.full(vl * 4, np.nan)
+    a = np.ones(mk.MR * 4)
+    _block(False, a, 0, 4, np.ones((0, vl)), 0, bias, out, 0, 4, 2, vl)
+    np.testing.assert_array_equal(out.reshape(vl, 4)[:, :2], np.repeat(bias[:, None], 2, 1))
+    assert np.isnan(out.reshape(vl, 4)[:, 2:]).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", [3, 12, 16, 17, 40])
+def test_pack_panels_layout(rng, dtype, m):
+    groups, kk = 2, 7
+    w = rng.standard_normal((groups * m, kk)).astype(dtype)
+    bias = rng.standard_normal(groups * m).astype(dtype)
+    wp, bp = mk.pack_panels(w, bias, groups)
+    vl = mk.lanes(dtype)
+    if 4 * m < 3 * vl:
+        assert wp.shape[0] == 0 and bp.shape[0] == 0
+        return
+    nr = wp.shape[2]
+    assert nr == (vl if m <= vl else 2 * vl)
+    npan = -(-m // nr)
+    assert wp.shape == (groups * npan, kk, nr) and bp.shape == (groups * npan, nr)
+    assert wp.flags.c_contiguous and bp.flags.c_contiguous
+    for g in range(groups):
+        for q in range(npan):
+            for j in range(nr):
+                r = q * nr + j
+                want_w = w[g * m + r] if r < m else 0
+                want_b = bias[g * m + r] if r < m else 0
+                np.testing.assert_array_equal(wp[g * npan + q, :, j], want_w)
+                assert bp[g * npan + q, j] == want_b
+
+
+def _panel_sizes(dtype):
+    """Output channels per group around the panel thresholds of this machine's vectors."""
+    vl = mk.lanes(dtype)
+    return sorted({(3 * vl + 3) // 4 - 1, (3 * vl + 3) // 4, vl, vl + 1, 2 * vl, 2 * vl + 3,
+                   4 * vl + 5})
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("groups", [1, 3])
+def test_conv_on_both_sides_of_the_panel_threshold(rng, dtype, groups):
+    """Each m: panel or dot kernel, ragged position blocks and panels, bias, activation."""
+    for i, m in enumerate(_panel_sizes(dtype)):
+        cin = 2 * groups
+        x = rng.standard_normal((2, cin, 7, 9)).astype(dtype)
+        w = rng.standard_normal((groups * m, 2, 3, 2)).astype(dtype)
+        b = rng.standard_normal(groups * m).astype(dtype)
+        act = [None, "relu", "tanh"][i % 3]
+        kw = dict(stride=(1, 2), padding=(1, 0), groups=groups, activation=act)
+        got = numbaconv.conv2d(x, w, b, **kw)
+        assert_close(got, conv_ref(x, w, b, **kw), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_deform_conv_on_the_panel_path(rng, dtype):
+    m = 2 * mk.lanes(dtype) + 1
+    x = rng.standard_normal((2, 3, 6, 5)).astype(dtype)
+    w = rng.standard_normal((m, 3, 3, 3)).astype(dtype)
+    b = rng.standard_normal(m).astype(dtype)
+    off = rng.uniform(-2, 2, (2, 18, 6, 5)).astype(dtype)
+    mask = rng.uniform(0, 1, (2, 9, 6, 5)).astype(dtype)
+    got = numbaconv.deform_conv2d(x, off, w, b, padding=1, mask=mask, activation="silu")
+    want = deform_conv_ref(x, off, w, b, padding=1, mask=mask, activation="silu")
+    assert_close(got, want, dtype)
+
+
+_AVX2 = ("+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+f16c,+fma,+fxsr,+lzcnt,+mmx,+movbe,"
+         "+popcnt,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,+xsave")
+
+
+def test_avx2_build_in_a_fresh_process(tmp_path):
+    """Compiled for an AVX2 CPU (256-bit vectors, 6-row blocks), the panel path is still exact."""
+    code = (
+        "import json, numpy as np, numbaconv\n"
+        "from numbaconv import _microkernel as mk\n"
+        "from numpy.lib.stride_tricks import sliding_window_view as view\n"
+        "rng = np.random.default_rng(0)\n"
+        "err = []\n"
+        "for dt, cout in ((np.float32, 40), (np.float64, 20)):\n"
+        "    x = rng.standard_normal((2, 5, 7, 9)).astype(dt)\n"
+        "    w = rng.standard_normal((cout, 5, 3, 3)).astype(dt)\n"
+        "    b = rng.standard_normal(cout).astype(dt)\n"
+        "    got = numbaconv.conv2d(x, w, b, padding=1)\n"
+        "    xp = np.pad(x.astype(float), ((0, 0), (0, 0), (1, 1), (1, 1)))\n"
+        "    win = view(xp, (3, 3), axis=(2, 3))\n"
+        "    want = np.einsum('ncijkl,ockl->noij', win, w) + b[:, None, None]\n"
+        "    err.append(float(np.abs(got - want).max() / np.abs(want).max()))\n"
+        "print(json.dumps([mk.VECTOR_BYTES, mk.MR, err]))\n"
+    )
+    env = dict(os.environ, NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES=_AVX2,
+               NUMBA_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True)
+    vector_bytes, mr, err = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (vector_bytes, mr) == (32, 6)
+    assert err[0] < 1e-5 and err[1] < 1e-12, err
