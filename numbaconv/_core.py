@@ -478,7 +478,8 @@ def window_gemm(x, w, wp, bp, bias, out, groups, geom, maps, voff, dwT, mult, ac
 
     x (N, C_in, L_in); w (C_out, T * C_in/groups), tap-major, or for the
     separable form w (C_out, C_dw) with ``dwT`` (T, C_dw) and ``groups == 1``;
-    ``wp``, ``bp`` weights and bias as panels, or empty (see :func:`tile_gemm`);
+    ``wp``, ``bp`` weights and bias as panels, or empty (see :func:`tile_gemm`;
+    with panels only the shape of ``w`` is read);
     out (N, C_out, L_out) is written whole. ``chunk`` images have their
     virtual planes built at a time.
     """

@@ -168,26 +168,34 @@ panel_block2 = _block_intrinsic(2)
 
 def pack_panels(w: np.ndarray, bias: np.ndarray,
                 groups: int) -> tuple[np.ndarray, np.ndarray]:
-    """The weights ``w`` ``(C_out, K)`` and ``bias`` ``(C_out,)`` as micro-kernel panels.
+    """The weights and bias as micro-kernel panels, in one copy.
 
-    Each group's ``m = C_out / groups`` rows are cut into panels of ``NR``
-    channels (one vector if ``m`` fits in one, else two), the last padded with
-    zeros: ``wp[g * npan + q, k, j] = w[g * m + q * NR + j, k]`` and
-    ``bp[g * npan + q, j] = bias[g * m + q * NR + j]``. Returns empty
-    ``(0, 1, 1)`` and ``(0, 1)`` arrays when ``m`` is under three quarters of a
-    vector: the padding would waste more than the dot-product kernel loses.
+    ``w`` is ``(C_out, *kdims)`` with any strides (a transposed or strided
+    view is read directly), flattened to ``K = prod(kdims)`` in C order;
+    ``bias`` is ``(C_out,)``. Each group's ``m = C_out / groups`` rows are cut
+    into panels of ``NR`` channels (one vector if ``m`` fits in one, else
+    two), the last padded with zeros: ``wp[g * npan + q, k, j] = w[g * m + q * NR
+    + j, k]`` and ``bp[g * npan + q, j] = bias[g * m + q * NR + j]``. Returns
+    empty ``(0, 1, 1)`` and ``(0, 1)`` arrays when ``m`` is under three
+    quarters of a vector: the padding would waste more than the dot-product
+    kernel loses.
     """
-    cout, kk = w.shape
+    cout, kdims = w.shape[0], w.shape[1:]
+    kk = int(np.prod(kdims))
     m = cout // groups
     vl = lanes(w.dtype)
     if 4 * m < 3 * vl:
         return np.empty((0, 1, 1), w.dtype), np.empty((0, 1), w.dtype)
     nr = vl if m <= vl else 2 * vl
     npan = -(-m // nr)
-    wp = np.zeros((groups, npan * nr, kk), w.dtype)
-    wp[:, :m] = w.reshape(groups, m, kk)
+    src = w.reshape((groups, m) + kdims)  # splitting the first axis is always a view
     bp = np.zeros((groups, npan * nr), w.dtype)
     bp[:, :m] = bias.reshape(groups, m)
-    wp = wp.reshape(groups, npan, nr, kk).transpose(0, 1, 3, 2)
+    if npan * nr != m:
+        padded = np.zeros((groups, npan * nr) + kdims, w.dtype)
+        padded[:, :m] = src
+        src = padded
+    src = src.reshape((groups, npan, nr) + kdims)
+    wp = src.transpose((0, 1) + tuple(range(3, 3 + len(kdims))) + (2,))
     return (np.ascontiguousarray(wp).reshape(groups * npan, kk, nr),
             bp.reshape(groups * npan, nr))

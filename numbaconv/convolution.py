@@ -122,8 +122,9 @@ def run_window(
     """Run a validated sliding-window weighted sum on the core.
 
     ``xb`` is batched ``(N, C_in, *spatial)``, ``w2`` is ``(C_out, K)`` with
-    ``K = (C_in / groups) * taps`` channel-major as PyTorch stores it (or
-    tap-major with ``tap_major``), ``tab`` the window's tables and
+    ``K = (C_in / groups) * taps`` channel-major as PyTorch stores it, or with
+    ``tap_major`` ``(C_out, *taps, C_in / groups)`` in any strides (a view is
+    read straight into the GEMM's panels); ``tab`` the window's tables and
     ``out_shape`` its spatial output shape.
     """
     cdt, rdt = result_dtypes(x=xb, weight=w2, bias=bias, depthwise_weight=dw)
@@ -133,37 +134,32 @@ def run_window(
     if nimg == 0:
         return out.astype(rdt, copy=False)
     x3 = to_kernel(xb, cdt).reshape(nimg, cin, -1)
-    w2 = to_kernel(w2, cdt)
+    w2 = w2.astype(cdt, copy=False)
     b = np.zeros(cout, cdt) if bias is None else to_kernel(bias, cdt)
     out3 = out.reshape(nimg, cout, -1)
     zero = cdt.type(0)
     workers = numba.get_num_threads()
     ntap = len(tab.voff)
-    if tap_major:  # the direct schedule reads channel-major weights
-        if cout // groups < _MIN_GEMM_ROWS:
-            w2 = np.ascontiguousarray(w2.reshape(cout, ntap, -1).transpose(0, 2, 1))
-            w2 = w2.reshape(cout, -1)
-        else:
-            w2 = to_kernel(w2, cdt)
-    if dw is None and cout // groups < _MIN_GEMM_ROWS:
-        _core.window_direct(x3, w2, b, out3, groups, tab.geom, tab.maps, tab.voff, act, zero,
-                            workers)
-    else:
+    if dw is None and cout // groups < _MIN_GEMM_ROWS:  # channel-major for the direct schedule
         if tap_major:
-            wk = w2
-            dwT = _EMPTY_DW[cdt]
-        elif dw is None:  # (C_out, C_g * T) -> tap-major (C_out, T * C_g)
-            wk = np.ascontiguousarray(
-                w2.reshape(cout, -1, ntap).transpose(0, 2, 1)).reshape(cout, -1)
-            dwT = _EMPTY_DW[cdt]
-        else:
-            wk = w2
-            dwT = np.ascontiguousarray(to_kernel(dw, cdt).T)
-        plane = int(tab.geom[G_VLEN].prod()) * cin * cdt.itemsize
-        chunk = max(1, min(nimg, _PLANE_BYTES // plane))
-        tile = _tile(wk.shape[1], cdt.itemsize)
-        _core.window_gemm(x3, wk, *pack_panels(wk, b, groups), b, out3, groups, tab.geom, tab.maps,
-                          tab.voff, dwT, mult, act, tile, chunk, zero, workers)
+            w2 = w2.reshape(cout, ntap, -1).transpose(0, 2, 1)
+        _core.window_direct(x3, to_kernel(w2, cdt).reshape(cout, -1), b, out3, groups,
+                            tab.geom, tab.maps, tab.voff, act, zero, workers)
+        return out.astype(rdt, copy=False)
+    if dw is not None:  # separable: the GEMM is the pointwise part
+        wt = w2
+        dwT = np.ascontiguousarray(to_kernel(dw, cdt).T)
+    else:  # tap-major (C_out, T, C_g), a view
+        wt = w2 if tap_major else w2.reshape(cout, -1, ntap).transpose(0, 2, 1)
+        dwT = _EMPTY_DW[cdt]
+    wp, bp = pack_panels(wt, b, groups)
+    kk = wt.size // cout
+    # the dot-product kernel reads wk; the panel kernel only its shape
+    wk = np.empty((cout, kk), cdt) if wp.shape[0] else to_kernel(wt.reshape(cout, kk), cdt)
+    plane = int(tab.geom[G_VLEN].prod()) * cin * cdt.itemsize
+    chunk = max(1, min(nimg, _PLANE_BYTES // plane))
+    _core.window_gemm(x3, wk, wp, bp, b, out3, groups, tab.geom, tab.maps, tab.voff, dwT, mult,
+                      act, _tile(kk, cdt.itemsize), chunk, zero, workers)
     return out.astype(rdt, copy=False)
 
 

@@ -236,13 +236,12 @@ def conv_transpose(
     w_eq = w_eq[(slice(None),) + (slice(None, None, -1),) * d]
     out = None
     for ph in phases:
-        if all(ph.taps):  # a phase's taps are evenly spaced: a strided view, one copy
-            w_sub = np.ascontiguousarray(w_eq[(slice(None),) + tuple(
-                slice(t[0], t[-1] + 1, t[1] - t[0] if len(t) > 1 else 1) for t in ph.taps)])
+        if all(ph.taps):  # a phase's taps are evenly spaced: a strided view, copied once
+            w_sub = w_eq[(slice(None),) + tuple(
+                slice(t[0], t[-1] + 1, t[1] - t[0] if len(t) > 1 else 1) for t in ph.taps)]
         else:  # a phase that meets no sample: bias and activation only
             w_sub = np.zeros((cout,) + (1,) * d + (ci,), dtype=w_eq.dtype)
-        part = run_window(xb, w_sub.reshape(cout, -1), b, g, ph.tables, ph.out_shape, act,
-                          tap_major=True)
+        part = run_window(xb, w_sub, b, g, ph.tables, ph.out_shape, act, tap_major=True)
         if out is None:
             out = np.empty(part.shape[:2] + out_shape, dtype=part.dtype)
         if part.size:
