@@ -28,10 +28,10 @@ from numba.extending import intrinsic
 
 def _vector_shape() -> tuple[int, int]:
     """(vector bytes, rows per block) for the CPU Numba compiles for."""
-    if config.CPU_NAME:  # e.g. NUMBA_CPU_NAME=generic for portable caches
+    if config.CPU_NAME and config.CPU_NAME != "host":  # e.g. generic, for portable caches
         feats = config.CPU_FEATURES or ""
     else:
-        feats = llvm.get_host_cpu_features().flatten()
+        feats = config.CPU_FEATURES or llvm.get_host_cpu_features().flatten()
     if "+avx512f" in feats:
         return 64, 8  # 16 accumulators of the 32 zmm registers
     if "+avx" in feats:
