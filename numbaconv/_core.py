@@ -19,9 +19,10 @@ same pattern of flat offsets (``voff``), with no bounds checks.
   reduce multiplies it by the weights (``(C_out, T*C_g)``, tap-major, packed
   into panels) with the explicit-vector micro-kernel of
   :mod:`numbaconv._microkernel` (:func:`tile_gemm`), and the epilogue adds the
-  bias, applies the activation and writes the output. Given a depthwise filter bank ``dw``, the
-  gather instead computes the tile's depthwise convolution into ``colT``:
-  that is the fused depthwise-separable convolution.
+  bias, applies the activation and writes the output. Given a depthwise
+  filter bank ``dw``, the gather instead computes the tile's depthwise
+  convolution into ``colT``: that is the fused depthwise-separable
+  convolution.
 * :func:`window_direct` -- *direct*. A job is one output channel of one image,
   with the virtual plane of one input channel at a time; each tap adds the
   weighted, shifted plane to an accumulator in one long contiguous loop. It

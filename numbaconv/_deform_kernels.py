@@ -9,8 +9,8 @@ sample points at once -- per axis, then per corner, in loops over positions
 that vectorise -- and then blends, per point, its ``2**d`` corners, each a
 contiguous run of channels, into the rows of the tile matrix
 ``colT[p, t*C_g + c]``. The reduce and the epilogue are the core's
-:func:`~numbaconv._core.tile_gemm` (the explicit-vector micro-kernel). No column buffer
-grows with the batch: a worker holds one tile.
+:func:`~numbaconv._core.tile_gemm` (the explicit-vector micro-kernel). No
+column buffer grows with the batch: a worker holds one tile.
 
 Safety: a point is sampled only when every coordinate ``v`` satisfies
 ``-1 < v < size`` (false for NaN and +-inf); otherwise all its corners read
@@ -131,8 +131,8 @@ def window_deform(x, offset, mask, w, wp, bp, bias, out, groups, geom, maps, out
     x (N, C_in, L_in); offset (N, G_o * T * d, L_out) holding the ``d``
     coordinates of each (offset group, tap); mask (N, G_o * T, L_out), or
     empty for none; w (C_out, T * C_in/groups), tap-major, and ``wp``, ``bp``
-    weights and bias as panels or empty (see :func:`~numbaconv._core.tile_gemm`); out (N, C_out,
-    L_out), written whole. ``geom``/``maps``: the identity window's tables
+    weights and bias as panels or empty (see :func:`~numbaconv._core.tile_gemm`);
+    out (N, C_out, L_out), written whole. ``geom``/``maps``: the identity window's tables
     (channels-last planes); ``outlen``/``size``/``instr``: per-axis output
     sizes, input sizes and flat input strides; ``ostart[a, o]`` the input
     coordinate of output ``o``'s window start on axis ``a``; ``tapk[t, a]``

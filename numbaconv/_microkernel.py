@@ -199,3 +199,21 @@ def pack_panels(w: np.ndarray, bias: np.ndarray,
     wp = src.transpose((0, 1) + tuple(range(3, 3 + len(kdims))) + (2,))
     return (np.ascontiguousarray(wp).reshape(groups * npan, kk, nr),
             bp.reshape(groups * npan, nr))
+
+
+def gemm_weights(wt: np.ndarray, bias: np.ndarray,
+                 groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The tile GEMM's weight operands ``(w, wp, bp)`` from ``wt`` ``(C_out, *kdims)``.
+
+    ``wt`` is in the compute dtype, in any strides. With panels
+    (:func:`pack_panels`), ``w`` is an unfilled ``(C_out, K)`` array of which
+    the kernels read only the shape; otherwise it is ``wt`` as a C-contiguous
+    ``(C_out, K)`` array for the dot-product kernel. Either way the weights are
+    copied once.
+    """
+    cout = wt.shape[0]
+    wp, bp = pack_panels(wt, bias, groups)
+    shape = (cout, wt.size // max(cout, 1))
+    if wp.shape[0]:
+        return np.empty(shape, wt.dtype), wp, bp
+    return np.ascontiguousarray(wt).reshape(shape), wp, bp

@@ -23,7 +23,7 @@ from ._geometry import (
     conv_window,
     kernel_tables,
 )
-from ._microkernel import pack_panels
+from ._microkernel import gemm_weights
 
 ArrayLike = object
 
@@ -152,14 +152,11 @@ def run_window(
     else:  # tap-major (C_out, T, C_g), a view
         wt = w2 if tap_major else w2.reshape(cout, -1, ntap).transpose(0, 2, 1)
         dwT = _EMPTY_DW[cdt]
-    wp, bp = pack_panels(wt, b, groups)
-    kk = wt.size // cout
-    # the dot-product kernel reads wk; the panel kernel only its shape
-    wk = np.empty((cout, kk), cdt) if wp.shape[0] else to_kernel(wt.reshape(cout, kk), cdt)
+    wk, wp, bp = gemm_weights(wt, b, groups)
     plane = int(tab.geom[G_VLEN].prod()) * cin * cdt.itemsize
     chunk = max(1, min(nimg, _PLANE_BYTES // plane))
     _core.window_gemm(x3, wk, wp, bp, b, out3, groups, tab.geom, tab.maps, tab.voff, dwT, mult,
-                      act, _tile(kk, cdt.itemsize), chunk, zero, workers)
+                      act, _tile(wk.shape[1], cdt.itemsize), chunk, zero, workers)
     return out.astype(rdt, copy=False)
 
 

@@ -17,7 +17,7 @@ from . import _deform_kernels
 from ._activations import activation_code
 from ._dtypes import as_array, result_dtypes, to_kernel
 from ._geometry import G_INSTR, Padding, Window, conv_window, kernel_tables
-from ._microkernel import pack_panels
+from ._microkernel import gemm_weights
 from .convolution import _PLANE_BYTES, _bias, _operands, _tile
 
 ArrayLike = object
@@ -178,9 +178,9 @@ def _run(xb: np.ndarray, ob: np.ndarray, weight: np.ndarray, bias: np.ndarray | 
     o3 = to_kernel(ob, cdt).reshape(nimg, ob.shape[1], -1)
     m3 = _NO_MASK[cdt] if mb is None else to_kernel(mb, cdt).reshape(nimg, mb.shape[1], -1)
     ntap = math.prod(win.kernel)
-    wk = np.ascontiguousarray(  # tap-major (C_out, T * C_in/groups)
-        to_kernel(weight, cdt).reshape(cout, cw, ntap).transpose(0, 2, 1)).reshape(cout, -1)
     b = np.zeros(cout, cdt) if bias is None else to_kernel(bias, cdt)
+    wk, wp, bp = gemm_weights(  # tap-major (C_out, T, C_in/groups)
+        weight.astype(cdt, copy=False).reshape(cout, cw, ntap).transpose(0, 2, 1), b, groups)
     ident = conv_window(win.in_shape, (1,) * d, 1, 0, 1)
     tab = kernel_tables(ident)
     ostart = np.zeros((d, max(win.out_shape)), dtype=cdt)
@@ -194,7 +194,7 @@ def _run(xb: np.ndarray, ob: np.ndarray, weight: np.ndarray, bias: np.ndarray | 
     chunk = max(1, min(nimg, _PLANE_BYTES // (x3.shape[2] * cin * cdt.itemsize)))
     tile = _tile(wk.shape[1], cdt.itemsize)
     _deform_kernels.window_deform(
-        x3, o3, m3, wk, *pack_panels(wk, b, groups), b, out.reshape(nimg, cout, -1), groups,
+        x3, o3, m3, wk, wp, bp, b, out.reshape(nimg, cout, -1), groups,
         tab.geom, tab.maps, np.asarray(win.out_shape, dtype=np.int64), size, instr, ostart, tapk,
         act, tile, chunk, cdt.type(0), cdt.type(1), numba.get_num_threads())
     return out.astype(rdt, copy=False)
