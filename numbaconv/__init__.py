@@ -8,6 +8,26 @@ dtype, whatever the rank) and is cached on disk.
 """
 
 from .activations import elu, gelu, leaky_relu, relu, sigmoid, silu, softmax, tanh
+from .activations_backward import (
+    ActivationGrads,
+    elu_backward,
+    gelu_backward,
+    leaky_relu_backward,
+    relu_backward,
+    sigmoid_backward,
+    silu_backward,
+    softmax_backward,
+    tanh_backward,
+)
+from .conv_backward import (
+    ConvGrads,
+    SeparableConvGrads,
+    conv_backward,
+    conv_transpose_backward,
+    depthwise_conv_backward,
+    pointwise_conv_backward,
+    separable_conv_backward,
+)
 from .convolution import (
     conv,
     conv1d,
@@ -17,8 +37,19 @@ from .convolution import (
     pointwise_conv,
     separable_conv,
 )
+from .deform_backward import DeformConvGrads, deform_conv_backward
 from .deformable import deform_conv, deform_conv1d, deform_conv2d, deform_conv3d
 from .params import param_count
+from .pool_backward import (
+    PoolGrads,
+    adaptive_avg_pool_backward,
+    adaptive_max_pool_backward,
+    avg_pool_backward,
+    global_avg_pool_backward,
+    global_max_pool_backward,
+    lp_pool_backward,
+    max_pool_backward,
+)
 from .pooling import (
     adaptive_avg_pool,
     adaptive_avg_pool1d,
@@ -57,6 +88,32 @@ from .transposed import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActivationGrads",
+    "ConvGrads",
+    "DeformConvGrads",
+    "PoolGrads",
+    "SeparableConvGrads",
+    "adaptive_avg_pool_backward",
+    "adaptive_max_pool_backward",
+    "avg_pool_backward",
+    "conv_backward",
+    "conv_transpose_backward",
+    "deform_conv_backward",
+    "depthwise_conv_backward",
+    "elu_backward",
+    "gelu_backward",
+    "global_avg_pool_backward",
+    "global_max_pool_backward",
+    "leaky_relu_backward",
+    "lp_pool_backward",
+    "max_pool_backward",
+    "pointwise_conv_backward",
+    "relu_backward",
+    "separable_conv_backward",
+    "sigmoid_backward",
+    "silu_backward",
+    "softmax_backward",
+    "tanh_backward",
     "adaptive_avg_pool",
     "adaptive_avg_pool1d",
     "adaptive_avg_pool2d",

@@ -63,3 +63,29 @@ def activate_with(v, code, param):
     if code == 5:
         return 0.5 * v * (1.0 + math.erf(v * _INV_SQRT2))
     return v / (1.0 + math.exp(-v))
+
+
+_INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@njit(**HELPER)
+def derivative_with(v, code, param):
+    """The derivative at ``v`` of activation ``code`` with its parameter (0 at relu's kink)."""
+    if code == 0:
+        return 1.0
+    if code == 1:
+        return 1.0 if v > 0 else 0.0
+    if code == 2:
+        return 1.0 if v > 0 else param
+    if code == 7:
+        return 1.0 if v > 0 else param * math.exp(v)
+    if code == 3:
+        s = 1.0 / (1.0 + math.exp(-v))
+        return s * (1.0 - s)
+    if code == 4:
+        t = math.tanh(v)
+        return 1.0 - t * t
+    if code == 5:
+        return 0.5 * (1.0 + math.erf(v * _INV_SQRT2)) + v * _INV_SQRT2PI * math.exp(-0.5 * v * v)
+    s = 1.0 / (1.0 + math.exp(-v))
+    return s * (1.0 + v * (1.0 - s))

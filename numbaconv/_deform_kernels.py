@@ -123,6 +123,97 @@ def blend(row, j, n, xv, nc, c0, coff, cwt, p):
             row[j + c] += wa * xv[o0 + c] + wb * xv[o1 + c] + we * xv[o2 + c] + wf * xv[o3 + c]
 
 
+@njit(**HELPER)
+def stencil_scratch(nw, tile, d, dtype):
+    """Per-worker scratch of the stencils: ``(int64 rows, float rows, ok flags)``."""
+    ncorner = 1 << d
+    nint = (2 * d + ncorner) * tile + d  # ilo, ihi, coff, output coordinates
+    nflt = (3 * d + ncorner + 1) * tile  # basep, wlo, whi, cwt, unit scale
+    return (np.empty((nw, padded(nint)), dtype=np.int64), np.empty((nw, padded(nflt)), dtype=dtype),
+            np.empty((nw, padded(tile)), dtype=np.bool_))
+
+
+@njit(**HELPER)
+def stencil_views(iw, fw, d, tile, one):
+    """One worker's scratch as ``(ilo, ihi, coff, o, basep, wlo, whi, cwt, unit)``."""
+    ncorner = 1 << d
+    nint = (2 * d + ncorner) * tile
+    nflt = (3 * d + ncorner + 1) * tile
+    unit = fw[(3 * d + ncorner) * tile:nflt]
+    for p in range(tile):
+        unit[p] = one
+    return (iw[:d * tile].reshape((d, tile)), iw[d * tile:2 * d * tile].reshape((d, tile)),
+            iw[2 * d * tile:nint].reshape((ncorner, tile)), iw[nint:nint + d],
+            fw[:d * tile].reshape((d, tile)), fw[d * tile:2 * d * tile].reshape((d, tile)),
+            fw[2 * d * tile:3 * d * tile].reshape((d, tile)),
+            fw[3 * d * tile:(3 * d + ncorner) * tile].reshape((ncorner, tile)), unit)
+
+
+@njit(**HELPER)
+def window_starts(outlen, ostart, p0, npos, o, basep):
+    """``basep[a, p]``: input coordinate on axis ``a`` of output ``p0 + p``'s window start."""
+    d = outlen.shape[0]
+    q = p0
+    for a in range(d - 1, -1, -1):
+        o[a] = q % outlen[a]
+        q //= outlen[a]
+    for p in range(npos):
+        for a in range(d):
+            basep[a, p] = ostart[a, o[a]]
+        next_row(outlen, o, d)
+
+
+@njit(**HELPER)
+def deform_tile(xv, nc, lin, offset, mask, n, p0, npos, c0, cw, size, fsize, instr, tapk, ok,
+                st, colT, zero, one):
+    """``colT[p, t*cw + c - c0]``: input channel ``c`` (``c0 <= c < c0 + cw``) sampled at
+    tap ``t`` of output ``p0 + p``, times its mask.
+
+    ``xv`` is the image's channels-last plane plus a zero row; ``st`` the
+    worker's :func:`stencil_views`, with the window starts in place.
+    """
+    ilo, ihi, coff, _, basep, wlo, whi, cwt, unit = st
+    ntap, d = tapk.shape
+    ncorner = 1 << d
+    cpo = nc // (offset.shape[1] // (ntap * d))  # channels per offset group
+    has_mask = mask.shape[0] > 0
+    for h in range(c0 // cpo, (c0 + cw - 1) // cpo + 1):  # the offset groups that meet [c0, c0+cw)
+        c_lo = max(h * cpo, c0)
+        c_hi = min((h + 1) * cpo, c0 + cw)
+        for t in range(ntap):
+            ch = (h * ntap + t) * d
+            for p in range(npos):
+                ok[p] = True
+            for a in range(d):
+                axis_stencils(basep[a, :npos], tapk[t, a], offset[n, ch + a, p0:p0 + npos],
+                              fsize[a], size[a] - 1, instr[a], ok, ilo[a], ihi[a], wlo[a], whi[a],
+                              zero, one)
+            scale = mask[n, h * ntap + t, p0:p0 + npos] if has_mask else unit
+            for k in range(ncorner):
+                corner_stencils(k, d, ilo, ihi, wlo, whi, scale[:npos], ok, lin,
+                                coff[k, :npos], cwt[k, :npos], zero)
+            j = t * cw + c_lo - c0
+            for p in range(npos):
+                blend(colT[p], j, c_hi - c_lo, xv, nc, c_lo, coff, cwt, p)
+
+
+@njit(**HELPER)
+def cl_planes(x, n0, nb, geom, maps, vrows, xv_all, zero):
+    """Channels-last planes of images ``[n0, n0 + nb)``, each followed by a row of zeros
+    (parallel over rows: call it outside any ``prange``)."""
+    nc, lin = x.shape[1], x.shape[2]
+    vl = geom[G_VLEN, geom.shape[1] - 1]
+    nvrow = lin // vl
+    for r in prange(nb * nvrow):
+        vr = r % nvrow
+        plane = xv_all[r // nvrow]
+        virtual_cols_cl(x[n0 + r // nvrow], vrows[vr], geom, maps, 0, nc, 0, vl,
+                        plane[vr * vl * nc:(vr + 1) * vl * nc], zero)
+        if vr == 0:
+            for c in range(lin * nc, (lin + 1) * nc):
+                plane[c] = zero
+
+
 @njit(**PARALLEL)
 def window_deform(x, offset, mask, w, wp, bp, bias, out, groups, geom, maps, outlen, size, instr,
                   ostart, tapk, act, tile, chunk, zero, one, workers):
@@ -142,91 +233,30 @@ def window_deform(x, offset, mask, w, wp, bp, bias, out, groups, geom, maps, out
     cout, kk = w.shape
     m = cout // groups
     cg = nc // groups
-    ntap, d = tapk.shape
-    ncorner = 1 << d
-    npt = offset.shape[1] // (ntap * d)  # offset groups
-    cpo = nc // npt
-    has_mask = mask.shape[0] > 0
-    last = d - 1
-    vl = geom[G_VLEN, last]
-    nvrow = lin // vl
+    d = tapk.shape[1]
     lout = out.shape[2]
     ntile = (lout + tile - 1) // tile
     nw = max(min(workers, nimg * groups * ntile), 1)
     vrows = virtual_row_table(geom, maps)
-    # channels-last planes, each followed by a row of zeros that points outside read
     xv_all = np.empty((min(chunk, nimg), padded((lin + 1) * nc)), dtype=x.dtype)
     colT_all = np.zeros((nw, padded(tile_rows(tile) * kk)), dtype=x.dtype)
-    nint = (2 * d + ncorner) * tile  # ilo, ihi, coff
-    nflt = (3 * d + ncorner + 1) * tile  # basep, wlo, whi, cwt, unit scale
-    int_all = np.empty((nw, padded(nint + d)), dtype=np.int64)
-    flt_all = np.empty((nw, padded(nflt)), dtype=x.dtype)
-    ok_all = np.empty((nw, padded(tile)), dtype=np.bool_)
-    fsize = np.empty(d, dtype=x.dtype)
-    for a in range(d):
-        fsize[a] = size[a]
+    int_all, flt_all, ok_all = stencil_scratch(nw, tile, d, x.dtype)
+    fsize = size.astype(x.dtype)
     for n0 in range(0, nimg, chunk):
         nb = min(chunk, nimg - n0)
-        for r in prange(nb * nvrow):
-            vr = r % nvrow
-            plane = xv_all[r // nvrow]
-            virtual_cols_cl(x[n0 + r // nvrow], vrows[vr], geom, maps, 0, nc, 0, vl,
-                            plane[vr * vl * nc:(vr + 1) * vl * nc], zero)
-            if vr == 0:
-                for c in range(lin * nc, (lin + 1) * nc):
-                    plane[c] = zero
+        cl_planes(x, n0, nb, geom, maps, vrows, xv_all, zero)
         njobs = nb * groups * ntile
         for wk in prange(nw):
             colT = colT_all[wk, :tile * kk].reshape((tile, kk))
-            iw = int_all[wk]
-            fw = flt_all[wk]
-            ilo = iw[:d * tile].reshape((d, tile))
-            ihi = iw[d * tile:2 * d * tile].reshape((d, tile))
-            coff = iw[2 * d * tile:nint].reshape((ncorner, tile))
-            o = iw[nint:nint + d]
-            basep = fw[:d * tile].reshape((d, tile))
-            wlo = fw[d * tile:2 * d * tile].reshape((d, tile))
-            whi = fw[2 * d * tile:3 * d * tile].reshape((d, tile))
-            cwt = fw[3 * d * tile:(3 * d + ncorner) * tile].reshape((ncorner, tile))
-            unit = fw[(3 * d + ncorner) * tile:nflt]
-            for p in range(tile):
-                unit[p] = one
-            ok = ok_all[wk]
+            st = stencil_views(int_all[wk], flt_all[wk], d, tile, one)
             for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
                 tl = job % ntile
                 g = (job // ntile) % groups
                 nn = job // (ntile * groups)
-                n = n0 + nn
-                xv = xv_all[nn]
                 p0 = tl * tile
                 npos = min(tile, lout - p0)
-                q = p0
-                for a in range(last, -1, -1):
-                    o[a] = q % outlen[a]
-                    q //= outlen[a]
-                for p in range(npos):  # window starts of the tile's positions
-                    for a in range(d):
-                        basep[a, p] = ostart[a, o[a]]
-                    next_row(outlen, o, d)
-                h0 = g * cg // cpo  # the offset groups that meet weight group g
-                h1 = ((g + 1) * cg - 1) // cpo + 1
-                for h in range(h0, h1):
-                    c_lo = max(h * cpo, g * cg)
-                    c_hi = min((h + 1) * cpo, (g + 1) * cg)
-                    for t in range(ntap):
-                        ch = (h * ntap + t) * d
-                        for p in range(npos):
-                            ok[p] = True
-                        for a in range(d):
-                            axis_stencils(basep[a, :npos], tapk[t, a],
-                                          offset[n, ch + a, p0:p0 + npos], fsize[a],
-                                          size[a] - 1, instr[a], ok, ilo[a], ihi[a], wlo[a],
-                                          whi[a], zero, one)
-                        scale = mask[n, h * ntap + t, p0:p0 + npos] if has_mask else unit
-                        for k in range(ncorner):
-                            corner_stencils(k, d, ilo, ihi, wlo, whi, scale[:npos], ok, lin,
-                                            coff[k, :npos], cwt[k, :npos], zero)
-                        j = t * cg + c_lo - g * cg
-                        for p in range(npos):
-                            blend(colT[p], j, c_hi - c_lo, xv, nc, c_lo, coff, cwt, p)
-                tile_gemm(w, wp, bp, g, m, colT_all[wk], npos, out, n, p0, bias, act, zero)
+                window_starts(outlen, ostart, p0, npos, st[3], st[4])
+                deform_tile(xv_all[nn], nc, lin, offset, mask, n0 + nn, p0, npos, g * cg, cg, size,
+                            fsize, instr, tapk, ok_all[wk], st, colT, zero, one)
+                tile_gemm(w, wp, bp, g, m, colT_all[wk], npos, out, n0 + nn, p0, bias, act,
+                          zero)

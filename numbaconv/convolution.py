@@ -8,6 +8,7 @@ weights ``(C_out, C_in // groups, *kernel)``).
 from __future__ import annotations
 
 import operator
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -19,6 +20,7 @@ from ._geometry import (
     G_VLEN,
     Padding,
     Tables,
+    Window,
     check_padding_mode,
     conv_window,
     kernel_tables,
@@ -231,6 +233,28 @@ def conv(
     >>> numbaconv.conv(x, np.ones((4, 3, 3, 3, 3, 3)), padding="same").shape
     (2, 4, 8, 8, 8, 8)
     """
+    act = activation_code(activation)
+    cv = check_conv(x, weight, bias, stride, padding, dilation, groups, padding_mode)
+    out = run_window(cv.xb, cv.weight.reshape(cv.weight.shape[0], -1), cv.bias, cv.groups,
+                     kernel_tables(cv.win, padding_mode), cv.win.out_shape, act)
+    return out[0] if cv.unbatched else out
+
+
+class ConvCall(NamedTuple):
+    """A validated convolution call (see :func:`check_conv`)."""
+
+    xb: np.ndarray  # x as (N, C_in, *spatial)
+    weight: np.ndarray
+    bias: np.ndarray | None
+    groups: int
+    win: Window
+    unbatched: bool
+
+
+def check_conv(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None, stride: object,
+               padding: Padding, dilation: object, groups: object,
+               padding_mode: str) -> ConvCall:
+    """Validate the arguments of :func:`conv` (shared with its backward)."""
     x, weight, xb, unbatched = _operands(x, weight, "(C_out, C_in // groups, *kernel)")
     g = _groups(groups)
     cin, cout = xb.shape[1], weight.shape[0]
@@ -249,10 +273,7 @@ def conv(
     b = _bias(bias, cout)
     win = conv_window(xb.shape[2:], weight.shape[2:], stride, padding, dilation)
     check_padding_mode(padding_mode, win)
-    act = activation_code(activation)
-    out = run_window(xb, weight.reshape(cout, -1), b, g, kernel_tables(win, padding_mode),
-                     win.out_shape, act)
-    return out[0] if unbatched else out
+    return ConvCall(xb, weight, b, g, win, unbatched)
 
 
 def _conv_nd(d: int):
@@ -388,6 +409,12 @@ def pointwise_conv(
     >>> numbaconv.pointwise_conv(x, np.full((6, 3), 0.5, np.float32))[0, :, 0, 0]
     array([1.5, 1.5, 1.5, 1.5, 1.5, 1.5], dtype=float32)
     """
+    x, w = pointwise_as_conv(x, weight)
+    return conv(x, w, bias, groups=groups, activation=activation)
+
+
+def pointwise_as_conv(x: ArrayLike, weight: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, weight as (C_out, C_in // groups, 1, ..., 1))`` for :func:`pointwise_conv`."""
     x = as_array("x", x)
     raw = as_array("weight", weight)
     w2 = _pointwise_weight(raw, "weight")
@@ -400,8 +427,7 @@ def pointwise_conv(
                 f"for a 2-D weight, got x.shape={x.shape}"
             )
         d = x.ndim - 2
-    w = w2.reshape(w2.shape + (1,) * d)
-    return conv(x, w, bias, groups=groups, activation=activation)
+    return x, w2.reshape(w2.shape + (1,) * d)
 
 
 def separable_conv(
@@ -452,9 +478,33 @@ def separable_conv(
            [12., 18., 18., 18., 12.],
            [ 8., 12., 12., 12.,  8.]], dtype=float32)
     """
+    act = activation_code(activation)
+    sc = check_separable(x, depthwise_weight, pointwise_weight, bias, stride, padding, dilation,
+                         padding_mode)
+    cdw = sc.depthwise_weight.shape[0]
+    out = run_window(sc.xb, sc.pointwise_weight, sc.bias, 1,
+                     kernel_tables(sc.win, padding_mode), sc.win.out_shape, act,
+                     dw=sc.depthwise_weight.reshape(cdw, -1), mult=cdw // sc.xb.shape[1])
+    return out[0] if sc.unbatched else out
+
+
+class SeparableCall(NamedTuple):
+    """A validated depthwise-separable call (see :func:`check_separable`)."""
+
+    xb: np.ndarray  # x as (N, C, *spatial)
+    depthwise_weight: np.ndarray  # (C * mult, 1, *kernel)
+    pointwise_weight: np.ndarray  # (C_out, C * mult)
+    bias: np.ndarray | None
+    win: Window
+    unbatched: bool
+
+
+def check_separable(x: ArrayLike, depthwise_weight: ArrayLike, pointwise_weight: ArrayLike,
+                    bias: ArrayLike | None, stride: object, padding: Padding, dilation: object,
+                    padding_mode: str) -> SeparableCall:
+    """Validate the arguments of :func:`separable_conv` (shared with its backward)."""
     x = as_array("x", x)
     dw, xb, unbatched = _depthwise_weight(x, depthwise_weight, "depthwise_weight")
-    c = xb.shape[1]
     cdw = dw.shape[0]
     if any(k == 0 for k in dw.shape[2:]):
         raise ValueError(f"depthwise_weight must have non-empty axes, got {dw.shape}")
@@ -469,7 +519,4 @@ def separable_conv(
     b = _bias(bias, pw.shape[0])
     win = conv_window(xb.shape[2:], dw.shape[2:], stride, padding, dilation)
     check_padding_mode(padding_mode, win)
-    act = activation_code(activation)
-    out = run_window(xb, pw, b, 1, kernel_tables(win, padding_mode), win.out_shape, act,
-                     dw=dw.reshape(cdw, -1), mult=cdw // c)
-    return out[0] if unbatched else out
+    return SeparableCall(xb, dw, pw, b, win, unbatched)

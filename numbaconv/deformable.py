@@ -9,6 +9,7 @@ gather.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -122,6 +123,29 @@ def deform_conv(
     >>> numbaconv.deform_conv(x, off, np.ones((8, 4, 3, 3, 3)), padding=1).shape
     (2, 8, 9, 9, 9)
     """
+    act = activation_code(activation)
+    dc = check_deform(x, offset, weight, bias, stride, padding, dilation, mask)
+    out = _run(dc.xb, dc.ob, dc.weight, dc.bias, dc.mb, dc.groups, dc.win, act)
+    return out[0] if dc.unbatched else out
+
+
+class DeformCall(NamedTuple):
+    """A validated deformable-convolution call (see :func:`check_deform`)."""
+
+    xb: np.ndarray  # x as (N, C_in, *spatial)
+    ob: np.ndarray  # offset as (N, d * G_o * T, *out_spatial)
+    weight: np.ndarray
+    bias: np.ndarray | None
+    mb: np.ndarray | None  # mask as (N, G_o * T, *out_spatial)
+    groups: int
+    win: Window
+    unbatched: bool
+
+
+def check_deform(x: ArrayLike, offset: ArrayLike, weight: ArrayLike, bias: ArrayLike | None,
+                 stride: object, padding: Padding, dilation: object,
+                 mask: ArrayLike | None) -> DeformCall:
+    """Validate the arguments of :func:`deform_conv` (shared with its backward)."""
     x, weight, xb, unbatched = _operands(x, weight, "(C_out, C_in // groups, *kernel)")
     offset = as_array("offset", offset)
     d = weight.ndim - 2
@@ -159,9 +183,7 @@ def deform_conv(
                 f"mask.shape[1] must be offset_groups * {ntap} = {og * ntap} (offset_groups "
                 f"= {og} from the offset), got mask.shape={mask.shape}"
             )
-    act = activation_code(activation)
-    out = _run(xb, ob, weight, b, mb, groups, win, act)
-    return out[0] if unbatched else out
+    return DeformCall(xb, ob, weight, b, mb, groups, win, unbatched)
 
 
 def _run(xb: np.ndarray, ob: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
@@ -170,7 +192,6 @@ def _run(xb: np.ndarray, ob: np.ndarray, weight: np.ndarray, bias: np.ndarray | 
     cdt, rdt = result_dtypes(x=xb, offset=ob, weight=weight, bias=bias, mask=mb)
     nimg, cin = xb.shape[:2]
     cout, cw = weight.shape[:2]
-    d = len(win.kernel)
     out = np.empty((nimg, cout) + win.out_shape, dtype=cdt)
     if nimg == 0:
         return out.astype(rdt, copy=False)
@@ -181,23 +202,30 @@ def _run(xb: np.ndarray, ob: np.ndarray, weight: np.ndarray, bias: np.ndarray | 
     b = np.zeros(cout, cdt) if bias is None else to_kernel(bias, cdt)
     wk, wp, bp = gemm_weights(  # tap-major (C_out, T, C_in/groups)
         weight.astype(cdt, copy=False).reshape(cout, cw, ntap).transpose(0, 2, 1), b, groups)
-    ident = conv_window(win.in_shape, (1,) * d, 1, 0, 1)
-    tab = kernel_tables(ident)
+    geo = deform_geometry(win, cdt)
+    chunk = max(1, min(nimg, _PLANE_BYTES // (x3.shape[2] * cin * cdt.itemsize)))
+    tile = _tile(wk.shape[1], cdt.itemsize)
+    _deform_kernels.window_deform(
+        x3, o3, m3, wk, wp, bp, b, out.reshape(nimg, cout, -1), groups, *geo,
+        act, tile, chunk, cdt.type(0), cdt.type(1), numba.get_num_threads())
+    return out.astype(rdt, copy=False)
+
+
+def deform_geometry(win: Window, cdt: np.dtype) -> tuple[np.ndarray, ...]:
+    """The deformable kernels' window arguments ``(geom, maps, outlen, size, instr, ostart,
+    tapk)``: the identity window's tables (channels-last planes), the output and input
+    sizes, the flat input strides, per axis the window start of each output, and each
+    tap's offset in the window."""
+    d = len(win.kernel)
+    tab = kernel_tables(conv_window(win.in_shape, (1,) * d, 1, 0, 1))
     ostart = np.zeros((d, max(win.out_shape)), dtype=cdt)
     for a in range(d):
         ostart[a, :win.out_shape[a]] = (np.arange(win.out_shape[a]) * win.stride[a]
                                         - win.pad[a][0])
     taps = np.indices(win.kernel).reshape(d, -1).T * np.asarray(win.dilation)
-    tapk = np.ascontiguousarray(taps, dtype=cdt)
-    size = np.asarray(win.in_shape, dtype=np.int64)
-    instr = tab.geom[G_INSTR].copy()  # flat input strides
-    chunk = max(1, min(nimg, _PLANE_BYTES // (x3.shape[2] * cin * cdt.itemsize)))
-    tile = _tile(wk.shape[1], cdt.itemsize)
-    _deform_kernels.window_deform(
-        x3, o3, m3, wk, wp, bp, b, out.reshape(nimg, cout, -1), groups,
-        tab.geom, tab.maps, np.asarray(win.out_shape, dtype=np.int64), size, instr, ostart, tapk,
-        act, tile, chunk, cdt.type(0), cdt.type(1), numba.get_num_threads())
-    return out.astype(rdt, copy=False)
+    return (tab.geom, tab.maps, np.asarray(win.out_shape, dtype=np.int64),
+            np.asarray(win.in_shape, dtype=np.int64), tab.geom[G_INSTR].copy(), ostart,
+            np.ascontiguousarray(taps, dtype=cdt))
 
 
 def _deform_nd(d: int):

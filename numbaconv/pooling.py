@@ -227,6 +227,14 @@ def avg_pool(
     x = as_array("x", x)
     xb, unbatched, geo = _window(x, kernel_size, stride, padding, dilation, ceil_mode,
                                  "avg_pool")
+    scale = avg_pool_scale(geo, count_include_pad, divisor_override)
+    y, _ = _run_pool(xb, geo, pk.SUM, scale, 0.0)
+    return y[0] if unbatched else y
+
+
+def avg_pool_scale(geo: tuple, count_include_pad: bool,
+                   divisor_override: int | None) -> list[np.ndarray]:
+    """Per axis, the factor of each output of :func:`avg_pool` (their product divides)."""
     in_shape, k, s, p, dl, out = geo
     if divisor_override is not None:
         if isinstance(divisor_override, bool) or not isinstance(divisor_override,
@@ -236,11 +244,9 @@ def avg_pool(
             raise ValueError("divisor_override must not be zero")
         scale = [np.full(n, 1.0) for n in out]
         scale[0] = scale[0] / divisor_override
-    else:
-        scale = [1.0 / _counts(n, ka, sa, pa, da, oa, bool(count_include_pad))
-                 for n, ka, sa, pa, da, oa in zip(in_shape, k, s, p, dl, out)]
-    y, _ = _run_pool(xb, geo, pk.SUM, scale, 0.0)
-    return y[0] if unbatched else y
+        return scale
+    return [1.0 / _counts(n, ka, sa, pa, da, oa, bool(count_include_pad))
+            for n, ka, sa, pa, da, oa in zip(in_shape, k, s, p, dl, out)]
 
 
 def lp_pool(
@@ -325,8 +331,9 @@ lp_pool1d, lp_pool2d, lp_pool3d = (_lp_alias(d) for d in (1, 2, 3))
 # ---------------------------------------------------------------------------
 
 
-def _adaptive(x, output_size, op, name):
-    x = as_array("x", x)
+def adaptive_bounds(x: np.ndarray, output_size: IntOrTuple):
+    """``(d, x batched, unbatched, in_shape, out_shape, bounds)`` of an adaptive pooling;
+    ``bounds[a, 0/1, o]``: start and end of window ``o`` along axis ``a``."""
     sizes = output_size if isinstance(output_size, (tuple, list)) else None
     d, xb, unbatched = _rank_and_batch(x, sizes if sizes is not None else 0)
     in_shape = xb.shape[2:]
@@ -339,6 +346,12 @@ def _adaptive(x, output_size, op, name):
         i = np.arange(o)
         bounds[a, 0, :o] = (i * n) // o  # PyTorch: floor(i * n / o), ceil((i + 1) * n / o)
         bounds[a, 1, :o] = -((-(i + 1) * n) // o)
+    return d, xb, unbatched, in_shape, out, bounds
+
+
+def _adaptive(x, output_size, op, name):
+    x = as_array("x", x)
+    d, xb, unbatched, in_shape, out, bounds = adaptive_bounds(x, output_size)
     cdt, rdt = result_dtypes(x=xb)
     nimg, nc = xb.shape[:2]
     y = np.empty((nimg, nc) + out, dtype=cdt)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import itertools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -193,6 +194,56 @@ def conv_transpose(
     ...                          padding=1).shape
     (2, 4, 16, 16)
     """
+    tc = check_transpose(x, weight, bias, stride, padding, output_padding, groups, dilation,
+                         output_size)
+    xb, weight, b, g = tc.xb, tc.weight, tc.bias, tc.groups
+    stride_t, dil_t, pads, op = tc.stride, tc.dilation, tc.pads, tc.output_padding
+    d = weight.ndim - 2
+    cin, mo, kernel, in_shape = xb.shape[1], weight.shape[1], weight.shape[2:], xb.shape[2:]
+    cout = mo * g
+    act = activation_code(activation)
+    out_shape, phases = transposed_phases(tuple(in_shape), tuple(kernel), stride_t, dil_t,
+                                          pads, op)
+    # the equivalent convolution's weight, spatially flipped and tap-major:
+    # (C_out, *kernel, C_in // groups), built once for all phases
+    ci = cin // g
+    axes = (0, 2) + tuple(range(3, 3 + d)) + (1,)
+    w_eq = weight.reshape((g, ci, mo) + kernel).transpose(axes).reshape((cout,) + kernel + (ci,))
+    w_eq = w_eq[(slice(None),) + (slice(None, None, -1),) * d]
+    out = None
+    for ph in phases:
+        if all(ph.taps):  # a phase's taps are evenly spaced: a strided view, copied once
+            w_sub = w_eq[(slice(None),) + tuple(
+                slice(t[0], t[-1] + 1, t[1] - t[0] if len(t) > 1 else 1) for t in ph.taps)]
+        else:  # a phase that meets no sample: bias and activation only
+            w_sub = np.zeros((cout,) + (1,) * d + (ci,), dtype=w_eq.dtype)
+        part = run_window(xb, w_sub, b, g, ph.tables, ph.out_shape, act, tap_major=True)
+        if out is None:
+            out = np.empty(part.shape[:2] + out_shape, dtype=part.dtype)
+        if part.size:
+            place_planes(part.reshape(part.shape[0], cout, -1),
+                         out.reshape(out.shape[0], cout, -1), ph.pos, numba.get_num_threads())
+    return out[0] if tc.unbatched else out
+
+
+class TransposeCall(NamedTuple):
+    """A validated transposed-convolution call (see :func:`check_transpose`)."""
+
+    xb: np.ndarray  # x as (N, C_in, *spatial)
+    weight: np.ndarray
+    bias: np.ndarray | None
+    groups: int
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    pads: tuple[tuple[int, int], ...]
+    output_padding: tuple[int, ...]
+    unbatched: bool
+
+
+def check_transpose(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None, stride: IntOrTuple,
+                    padding: Padding, output_padding: IntOrTuple, groups: int,
+                    dilation: IntOrTuple, output_size: object) -> TransposeCall:
+    """Validate the arguments of :func:`conv_transpose` (shared with its backward)."""
     x, weight, xb, unbatched = _operands(x, weight, "(C_in, C_out // groups, *kernel)")
     d = weight.ndim - 2
     g = _groups(groups)
@@ -225,29 +276,7 @@ def conv_transpose(
         op = _output_padding(output_padding, output_size, in_shape, kernel, stride_t, dil_t,
                              pads)
     b = _bias(bias, cout)
-    act = activation_code(activation)
-    out_shape, phases = transposed_phases(tuple(in_shape), tuple(kernel), stride_t, dil_t,
-                                          pads, op)
-    # the equivalent convolution's weight, spatially flipped and tap-major:
-    # (C_out, *kernel, C_in // groups), built once for all phases
-    ci = cin // g
-    axes = (0, 2) + tuple(range(3, 3 + d)) + (1,)
-    w_eq = weight.reshape((g, ci, mo) + kernel).transpose(axes).reshape((cout,) + kernel + (ci,))
-    w_eq = w_eq[(slice(None),) + (slice(None, None, -1),) * d]
-    out = None
-    for ph in phases:
-        if all(ph.taps):  # a phase's taps are evenly spaced: a strided view, copied once
-            w_sub = w_eq[(slice(None),) + tuple(
-                slice(t[0], t[-1] + 1, t[1] - t[0] if len(t) > 1 else 1) for t in ph.taps)]
-        else:  # a phase that meets no sample: bias and activation only
-            w_sub = np.zeros((cout,) + (1,) * d + (ci,), dtype=w_eq.dtype)
-        part = run_window(xb, w_sub, b, g, ph.tables, ph.out_shape, act, tap_major=True)
-        if out is None:
-            out = np.empty(part.shape[:2] + out_shape, dtype=part.dtype)
-        if part.size:
-            place_planes(part.reshape(part.shape[0], cout, -1),
-                         out.reshape(out.shape[0], cout, -1), ph.pos, numba.get_num_threads())
-    return out[0] if unbatched else out
+    return TransposeCall(xb, weight, b, g, stride_t, dil_t, pads, op, unbatched)
 
 
 def _transpose_nd(d: int):
