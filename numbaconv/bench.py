@@ -146,6 +146,44 @@ def _deform_case(name, xs, ws, torch, **kw) -> Case:
                 "torch conv" if torch is not None else "-", _torch_conv(torch, x, w, **kw))
 
 
+def _torch_conv_backward(torch, x, w, g, **kw) -> Callable[[], object] | None:
+    """torch's conv backward (input and weight gradients) on the same data."""
+    if torch is None:
+        return None
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    f = getattr(torch.nn.functional, f"conv{w.ndim - 2}d")
+    y = f(tx, tw, **kw)
+    tg = torch.from_numpy(g)
+
+    def peer():
+        return torch.autograd.grad(y, (tx, tw), tg, retain_graph=True)
+
+    return peer
+
+
+def _backward_case(name, xs, ws, torch, deform=False, **kw) -> Case:
+    """Input and weight gradients (and offsets' for deform_conv) against torch's conv backward."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal(ws).astype(np.float32)
+    out = numbaconv.conv(x, w, **kw).shape
+    g = rng.standard_normal(out).astype(np.float32)
+    flops = 2 * _conv_flops(out, ws[1], ws[2:])
+    if deform:
+        off = rng.standard_normal((xs[0], (len(ws) - 2) * math.prod(ws[2:])) + out[2:])
+        off = off.astype(np.float32)
+
+        def run():
+            return numbaconv.deform_conv_backward(g, x, off, w, **kw)
+    else:
+        def run():
+            return numbaconv.conv_backward(g, x, w, **kw)
+    return Case(name, _conv_shape(xs, ws), flops, run,
+                "torch conv bwd" if torch is not None else "-",
+                _torch_conv_backward(torch, x, w, g, **kw))
+
+
 def _pool_case(name, op, torch_name, *args) -> Case:
     torch = _torch()
     x = np.random.default_rng(0).standard_normal((8, 64, 112, 112)).astype(np.float32)
@@ -214,6 +252,11 @@ def cases(quick: bool = False) -> list[Case]:
                                                  torch, padding=1),
         "deform_conv3d 3x3x3": lambda: _deform_case("deform_conv3d 3x3x3", (2, 16, 16, 16, 16),
                                                     (32, 16, 3, 3, 3), torch, padding=1),
+        "conv2d 3x3 backward": lambda: _backward_case("conv2d 3x3 backward", (8, 64, 56, 56),
+                                                      (64, 64, 3, 3), torch, padding=1),
+        "deform_conv2d 3x3 backward": lambda: _backward_case(
+            "deform_conv2d 3x3 backward", (4, 64, 32, 32), (64, 64, 3, 3), torch, deform=True,
+            padding=1),
         "max_pool2d 3x3 s2 p1": lambda: _pool_case("max_pool2d 3x3 s2 p1", numbaconv.max_pool2d,
                                                    "max_pool2d", 3, 2, 1),
         "avg_pool2d 2x2": lambda: _pool_case("avg_pool2d 2x2", numbaconv.avg_pool2d,

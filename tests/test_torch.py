@@ -120,3 +120,47 @@ def test_deform_conv_matches_grid_sample(rng, d, dtype, stride, padding, dilatio
                               mask=mask)
     expected = _deform_by_grid_sample(x, off, w, b, stride, padding, dilation, mask)
     assert_close(y, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("groups,stride,mode", [(1, 1, "zeros"), (2, 2, "reflect"),
+                                                (48, 1, "circular")])
+def test_conv_backward_matches_torch_autograd(rng, dtype, groups, stride, mode):
+    x = rng.standard_normal((3, 48, 13, 11)).astype(dtype)
+    w = rng.standard_normal((40 if groups < 48 else 48, 48 // groups, 3, 3)).astype(dtype)
+    b = rng.standard_normal(w.shape[0]).astype(dtype)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    if mode == "zeros":
+        y = F.conv2d(tx, tw, tb, stride, 1, 1, groups)
+    else:
+        y = F.conv2d(F.pad(tx, (1, 1, 1, 1), mode=mode), tw, tb, stride, 0, 1, groups)
+    g = rng.standard_normal(tuple(y.shape)).astype(dtype)
+    y.backward(torch.from_numpy(g))
+    r = numbaconv.conv_backward(g, x, w, b, stride, 1, 1, groups, mode)
+    for got, t in ((r.input, tx), (r.weight, tw), (r.bias, tb)):
+        assert_close(got, t.grad.numpy(), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_transpose_backward_matches_torch_autograd(rng, dtype):
+    x = rng.standard_normal((2, 32, 6, 7)).astype(dtype)
+    w = rng.standard_normal((32, 20, 4, 4)).astype(dtype)
+    tx, tw = (torch.tensor(a, requires_grad=True) for a in (x, w))
+    y = F.conv_transpose2d(tx, tw, None, 2, 1)
+    g = rng.standard_normal(tuple(y.shape)).astype(dtype)
+    y.backward(torch.from_numpy(g))
+    r = numbaconv.conv_transpose_backward(g, x, w, None, 2, 1)
+    assert_close(r.input, tx.grad.numpy(), dtype)
+    assert_close(r.weight, tw.grad.numpy(), dtype)
+
+
+@pytest.mark.parametrize("pool", ["max", "avg"])
+def test_pool_backward_matches_torch_autograd(rng, pool):
+    x = rng.standard_normal((2, 5, 15, 14)).astype(np.float32)
+    tx = torch.tensor(x, requires_grad=True)
+    fn = F.max_pool2d if pool == "max" else F.avg_pool2d
+    y = fn(tx, 3, 2, 1, ceil_mode=True)
+    g = rng.standard_normal(tuple(y.shape)).astype(np.float32)
+    y.backward(torch.from_numpy(g))
+    r = getattr(numbaconv, f"{pool}_pool_backward")(g, x, 3, 2, 1, ceil_mode=True)
+    assert_close(r.input, tx.grad.numpy(), np.float32)
