@@ -57,7 +57,13 @@ from .transposed import check_transpose, conv_transpose
 __all__ = [
     "ConvGrads",
     "SeparableConvGrads",
+    "conv1d_backward",
+    "conv2d_backward",
+    "conv3d_backward",
     "conv_backward",
+    "conv_transpose1d_backward",
+    "conv_transpose2d_backward",
+    "conv_transpose3d_backward",
     "conv_transpose_backward",
     "depthwise_conv_backward",
     "pointwise_conv_backward",
@@ -446,3 +452,25 @@ def conv_transpose_backward(
     if bias_grad and tc.bias is not None:
         gbias = _bias_gradient(gb, rdt)
     return ConvGrads(gi, gw, gbias)
+
+
+def rank_alias(f, d: int, name: str, wpos: int = 2):
+    """``f`` checking that its weight (positional ``wpos`` or ``weight=``) has ``d`` spatial
+    axes: the backward of the rank-specific forward ``name``."""
+    def g(*args, **kwargs):
+        w = args[wpos] if len(args) > wpos else kwargs.get("weight")
+        if np.ndim(w) != d + 2:
+            raise ValueError(f"{name}_backward takes a weight with {d + 2} axes "
+                             f"({d} spatial), got weight.shape={np.shape(w)}")
+        return f(*args, **kwargs)
+
+    g.__name__ = g.__qualname__ = f"{name}_backward"
+    g.__doc__ = (f"Gradients of :func:`numbaconv.{name}`: :func:`{f.__name__}` with {d} "
+                 "spatial axes.")
+    return g
+
+
+conv1d_backward, conv2d_backward, conv3d_backward = (
+    rank_alias(conv_backward, d, f"conv{d}d") for d in (1, 2, 3))
+conv_transpose1d_backward, conv_transpose2d_backward, conv_transpose3d_backward = (
+    rank_alias(conv_transpose_backward, d, f"conv_transpose{d}d") for d in (1, 2, 3))

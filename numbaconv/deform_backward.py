@@ -21,11 +21,12 @@ from . import _deform_grad_kernels
 from ._dtypes import result_dtypes, to_kernel
 from ._geometry import Padding
 from ._microkernel import MR, lanes
-from .conv_backward import _WGRAD_TILE, check_grad_output
+from .conv_backward import _WGRAD_TILE, check_grad_output, rank_alias
 from .convolution import _PLANE_BYTES, ArrayLike
 from .deformable import _NO_MASK, check_deform, deform_geometry
 
-__all__ = ["DeformConvGrads", "deform_conv_backward"]
+__all__ = ["DeformConvGrads", "deform_conv1d_backward", "deform_conv2d_backward",
+           "deform_conv3d_backward", "deform_conv_backward"]
 
 
 class DeformConvGrads(NamedTuple):
@@ -152,3 +153,7 @@ def deform_conv_backward(
     if bias_grad and dc.bias is not None:
         gbias = gb.sum(axis=(0,) + tuple(range(2, gb.ndim)), dtype=np.float64).astype(rdt)
     return DeformConvGrads(gi, goff, gw, gbias, gmask)
+
+
+deform_conv1d_backward, deform_conv2d_backward, deform_conv3d_backward = (
+    rank_alias(deform_conv_backward, d, f"deform_conv{d}d", 3) for d in (1, 2, 3))

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import _grad_kernels
 from ._dtypes import as_array, result_dtypes, to_kernel
-from ._geometry import IntOrTuple
+from ._geometry import IntOrTuple, per_axis
 from .convolution import ArrayLike
 from .pooling import (
     _counts,
@@ -30,17 +30,21 @@ from .pooling import (
     avg_pool_scale,
     lp_pool,
     max_pool,
+    max_unpool,
 )
 
 __all__ = [
     "PoolGrads",
-    "adaptive_avg_pool_backward",
-    "adaptive_max_pool_backward",
-    "avg_pool_backward",
-    "global_avg_pool_backward",
-    "global_max_pool_backward",
-    "lp_pool_backward",
-    "max_pool_backward",
+    "adaptive_avg_pool1d_backward", "adaptive_avg_pool2d_backward",
+    "adaptive_avg_pool3d_backward", "adaptive_avg_pool_backward",
+    "adaptive_max_pool1d_backward", "adaptive_max_pool2d_backward",
+    "adaptive_max_pool3d_backward", "adaptive_max_pool_backward",
+    "avg_pool1d_backward", "avg_pool2d_backward", "avg_pool3d_backward", "avg_pool_backward",
+    "global_avg_pool_backward", "global_max_pool_backward",
+    "lp_pool1d_backward", "lp_pool2d_backward", "lp_pool3d_backward", "lp_pool_backward",
+    "max_pool1d_backward", "max_pool2d_backward", "max_pool3d_backward", "max_pool_backward",
+    "max_unpool1d_backward", "max_unpool2d_backward", "max_unpool3d_backward",
+    "max_unpool_backward",
 ]
 
 
@@ -319,3 +323,73 @@ def global_max_pool_backward(grad_output: ArrayLike, x: ArrayLike,
     g = _check_grad(grad_output, x.shape[:2] + ((1,) * (x.ndim - 2) if keepdims else ()))
     return adaptive_max_pool_backward(g.reshape(x.shape[:2] + (1,) * (x.ndim - 2)), x,
                                       (1,) * (x.ndim - 2))
+
+
+def max_unpool_backward(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    indices: ArrayLike,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple | None = None,
+    padding: IntOrTuple = 0,
+    output_size: tuple[int, ...] | None = None,
+) -> PoolGrads:
+    """Gradient of :func:`numbaconv.max_unpool` with respect to ``x``: ``grad_output`` read
+    at ``indices``.
+
+    Examples
+    --------
+    >>> import numpy as np, numbaconv
+    >>> g = np.array([[[1.0, 2.0, 3.0, 4.0]]])
+    >>> numbaconv.max_unpool_backward(g, np.ones((1, 1, 2)), np.array([[[1, 2]]]), 2).input
+    array([[[2., 3.]]])
+    """
+    y = max_unpool(x, indices, kernel_size, stride, padding, output_size)
+    g = _check_grad(grad_output, y.shape)
+    x = as_array("x", x)
+    cdt, rdt = result_dtypes(grad_output=g, x=x)
+    d = _rank(x, kernel_size)
+    ind = np.asarray(indices, dtype=np.int64)
+    g2 = g.reshape(-1, int(np.prod(g.shape[g.ndim - d:], dtype=np.int64)))
+    gx = np.take_along_axis(g2, ind.reshape(g2.shape[0], -1), axis=1)
+    return PoolGrads(gx.reshape(x.shape).astype(rdt, copy=False))
+
+
+def _kernel_alias(f, d: int, kpos: int = 0):
+    """``f`` reading an int ``kernel_size`` (after ``kpos`` other leading arguments) as
+    ``d`` spatial axes, batched or not, as the forward's ``*{d}d`` forms do."""
+    def g(grad_output, x, *args, **kwargs):
+        args = list(args)
+        args[kpos] = per_axis("kernel_size", args[kpos], d, 1)
+        return f(grad_output, x, *args, **kwargs)
+
+    name = f.__name__.replace("_backward", f"{d}d_backward")
+    g.__name__ = g.__qualname__ = name
+    g.__doc__ = f"Gradient of :func:`numbaconv.{name[:-9]}`: :func:`{f.__name__}` in {d}-D."
+    return g
+
+
+def _size_alias(f, d: int):
+    def g(grad_output, x, output_size, *args, **kwargs):
+        if not isinstance(output_size, (tuple, list)):
+            output_size = per_axis("output_size", output_size, d, 1)
+        return f(grad_output, x, output_size, *args, **kwargs)
+
+    name = f.__name__.replace("_backward", f"{d}d_backward")
+    g.__name__ = g.__qualname__ = name
+    g.__doc__ = f"Gradient of :func:`numbaconv.{name[:-9]}`: :func:`{f.__name__}` in {d}-D."
+    return g
+
+
+max_pool1d_backward, max_pool2d_backward, max_pool3d_backward = (
+    _kernel_alias(max_pool_backward, d) for d in (1, 2, 3))
+avg_pool1d_backward, avg_pool2d_backward, avg_pool3d_backward = (
+    _kernel_alias(avg_pool_backward, d) for d in (1, 2, 3))
+lp_pool1d_backward, lp_pool2d_backward, lp_pool3d_backward = (
+    _kernel_alias(lp_pool_backward, d, 1) for d in (1, 2, 3))
+max_unpool1d_backward, max_unpool2d_backward, max_unpool3d_backward = (
+    _kernel_alias(max_unpool_backward, d, 1) for d in (1, 2, 3))
+adaptive_max_pool1d_backward, adaptive_max_pool2d_backward, adaptive_max_pool3d_backward = (
+    _size_alias(adaptive_max_pool_backward, d) for d in (1, 2, 3))
+adaptive_avg_pool1d_backward, adaptive_avg_pool2d_backward, adaptive_avg_pool3d_backward = (
+    _size_alias(adaptive_avg_pool_backward, d) for d in (1, 2, 3))

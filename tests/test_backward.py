@@ -313,3 +313,23 @@ def test_activation_backward(rng, name, args, dtype):
         arrays = {"x": x}
         fwd = getattr(numbaconv, name)
         check_grads(rng, lambda: fwd(arrays["x"], *args), arrays, {"x": r}, g)
+
+
+def test_rank_aliases_and_unpool_backward(rng):
+    x = rng.standard_normal((2, 3, 8))
+    w = rng.standard_normal((4, 3, 3))
+    g = rng.standard_normal((2, 4, 6))
+    a, b = numbaconv.conv1d_backward(g, x, w), numbaconv.conv_backward(g, x, w)
+    assert_close(a.weight, b.weight, np.float64)
+    with pytest.raises(ValueError, match="conv2d_backward takes a weight with 4 axes"):
+        numbaconv.conv2d_backward(g, x, w)
+    gp = rng.standard_normal((3, 4, 4))
+    xp = rng.standard_normal((3, 8, 8))  # unbatched: the 2d form reads kernel 2 as (2, 2)
+    assert_close(numbaconv.max_pool2d_backward(gp, xp, 2).input,
+                 numbaconv.max_pool_backward(gp, xp, (2, 2)).input, np.float64)
+    y, idx = numbaconv.max_pool(x, 2, return_indices=True)
+    arrays = {"y": y.copy()}
+    gu = rng.standard_normal(x.shape)
+    r = numbaconv.max_unpool1d_backward(gu, y, idx, 2)
+    check_grads(rng, lambda: numbaconv.max_unpool(arrays["y"], idx, 2), arrays, {"y": r.input},
+                gu)
