@@ -34,7 +34,7 @@ from ._deform_kernels import (
     stencil_views,
     window_starts,
 )
-from ._grad_kernels import wgrad_tile
+from ._grad_kernels import panels, wgrad_tile
 from ._microkernel import MR, VECTOR_BYTES, panel_block1, panel_block2
 
 
@@ -83,8 +83,9 @@ def deform_weight_grad(x, offset, mask, gout, groups, geom, maps, outlen, size, 
                 window_starts(outlen, ostart, p0, npos, st[3], st[4])
                 deform_tile(xv_all[nn], nc, lin, offset, mask, n0 + nn, p0, npos, g * cg, cg, size,
                             fsize, instr, tapk, ok_all[wk], st, colT, zero, one)
-                wgrad_tile(colT, npos, kk, nr, pan_all[wk], a_all[wk], sc_all[wk], zb, gout,
-                           n0 + nn, g, m, p0, acc_all[wk, g], zero)
+                panels(colT, npos, kk, nr, pan_all[wk], zero)
+                wgrad_tile(npos, kk, nr, pan_all[wk], a_all[wk], sc_all[wk], zb, gout, n0 + nn, g,
+                           m, p0, acc_all[wk, g], zero)
 
 
 @njit(**HELPER)

@@ -29,19 +29,20 @@ from numba import njit, prange
 
 from ._config import HELPER, PARALLEL
 from ._core import (
-    gather_windows,
+    first_position,
+    next_position,
     output_row_table,
     padded,
     virtual_cols_cl,
     virtual_plane,
     virtual_row_table,
 )
-from ._geometry import G_DIL, G_K, G_OUT, G_STRIDE, G_VLEN, G_VSTR
+from ._geometry import G_OUT, G_STRIDE, G_VLEN, G_VSTR
 from ._microkernel import MR, VECTOR_BYTES, panel_block1, panel_block2
 
 
 @njit(**HELPER)
-def _panels(colT, npos, kk, nr, pan, zero):
+def panels(colT, npos, kk, nr, pan, zero):
     """``pan[q*npos*nr + p*nr + j] = colT[p, q*nr + j]``: the tile's columns as panels,
     zero past column ``kk``."""
     npan = (kk + nr - 1) // nr
@@ -58,17 +59,54 @@ def _panels(colT, npos, kk, nr, pan, zero):
 
 
 @njit(**HELPER)
-def wgrad_tile(colT, npos, kk, nr, pan, a, sc, zb, gout, n, g, m, p0, acc, zero):
-    """``acc[j, r] += sum_p gout[n, g*m + r, p0 + p] * colT[p, j]`` over one tile.
+def gather_panels(xv, nc, c0, cg, geom, voff, p0, npos, nr, kk, pan, o, zero):
+    """The tile's windows straight into panels: ``pan[q*npos*nr + p*nr + j]`` = column
+    ``q*nr + j`` (``t*cg + c``: channel ``c0 + c`` at tap ``t``) of output ``p0 + p``,
+    zero past ``kk``. ``xv`` is a channels-last virtual plane with ``nc`` channels.
 
-    The tile's columns are cut into panels (``pan``), its ``grad_output``
-    rows copied to ``a`` (zero past ``m``, to whole ``MR`` blocks), and the
-    micro-kernel's ``MR x NR`` products (in ``sc``) added to ``acc``.
+    Unsigned index arithmetic, no slices: a slice per run would cost more than its copy.
     """
-    _panels(colT, npos, kk, nr, pan, zero)
+    ntap = voff.shape[0]
+    npan = (kk + nr - 1) // nr
+    pstride = np.uint64(npos * nr)
+    unr = np.uint64(nr)
+    vo = first_position(geom, p0, o)
+    for p in range(npos):
+        prow = np.uint64(p * nr)
+        for t in range(ntap):
+            src = np.uint64((vo + voff[t]) * nc + c0)
+            j = t * cg
+            c = 0
+            while c < cg:
+                q = np.uint64(j // nr)
+                off = np.uint64(j % nr)
+                n = min(nr - j % nr, cg - c)
+                dst = q * pstride + prow + off
+                s0 = src + np.uint64(c)
+                for i in range(np.uint64(n)):
+                    pan[dst + i] = xv[s0 + i]
+                c += n
+                j += n
+        tail = npan * nr - kk
+        if tail:
+            dst = np.uint64(npan - 1) * pstride + prow
+            for i in range(np.uint64(nr - tail), unr):
+                pan[dst + i] = zero
+        vo = next_position(geom, o, vo)
+
+
+@njit(**HELPER)
+def wgrad_tile(npos, kk, nr, pan, a, sc, zb, gout, n, g, m, p0, acc, zero):
+    """``acc[j, r] += sum_p gout[n, g*m + r, p0 + p] * column j of output p0 + p`` over
+    one tile whose columns are in panels (``pan``, see :func:`gather_panels`).
+
+    The tile's ``grad_output`` rows are copied to ``a`` (zero past ``m``, to
+    whole ``MR`` blocks), and the micro-kernel's ``MR x NR`` products (in
+    ``sc``) added to ``acc``.
+    """
     npan = (kk + nr - 1) // nr
     mpad = (m + MR - 1) // MR * MR
-    wide = nr * colT.itemsize > VECTOR_BYTES
+    wide = nr * pan.itemsize > VECTOR_BYTES
     for r in range(mpad):
         dst = a[r * npos:(r + 1) * npos]
         if r < m:
@@ -118,10 +156,8 @@ def weight_grad_gemm(x, gout, groups, geom, maps, voff, nr, tile, chunk, zero, a
     lout = gout.shape[2]
     ntile = (lout + tile - 1) // tile
     nw = acc_all.shape[0]
-    run = geom[G_K, last] if cg == nc and geom[G_DIL, last] == 1 else 1
     vrows = virtual_row_table(geom, maps)
     xv_all = np.empty((min(chunk, nimg), padded(lv * nc)), dtype=x.dtype)
-    colT_all = np.zeros((nw, padded(tile * kk)), dtype=x.dtype)
     pan_all = np.zeros((nw, padded(npan * tile * nr)), dtype=x.dtype)
     a_all = np.zeros((nw, padded(mpad * tile)), dtype=x.dtype)
     sc_all = np.zeros((nw, padded(nr * MR)), dtype=x.dtype)
@@ -135,7 +171,6 @@ def weight_grad_gemm(x, gout, groups, geom, maps, voff, nr, tile, chunk, zero, a
                             xv_all[r // nvrow, vr * vl * nc:(vr + 1) * vl * nc], zero)
         njobs = nb * groups * ntile
         for wk in prange(nw):
-            colT = colT_all[wk, :tile * kk].reshape((tile, kk))
             pan = pan_all[wk]
             a = a_all[wk]
             sc = sc_all[wk]
@@ -146,9 +181,10 @@ def weight_grad_gemm(x, gout, groups, geom, maps, voff, nr, tile, chunk, zero, a
                 nn = job // (ntile * groups)
                 p0 = tl * tile
                 npos = min(tile, lout - p0)
-                gather_windows(xv_all[nn], 0, nc, g * cg, cg, run, geom, voff, p0, npos, colT, o)
-                wgrad_tile(colT, npos, kk, nr, pan, a, sc, zb, gout, n0 + nn, g, m, p0,
-                           acc_all[wk, g], zero)
+                gather_panels(xv_all[nn], nc, g * cg, cg, geom, voff, p0, npos, nr, kk, pan, o,
+                              zero)
+                wgrad_tile(npos, kk, nr, pan, a, sc, zb, gout, n0 + nn, g, m, p0, acc_all[wk, g],
+                           zero)
 
 
 @njit(**HELPER)
