@@ -21,7 +21,7 @@ def example():
 
 
 def test_short_training_learns(example, rng):
-    params, history, acc = example.train(epochs=3, seed=int(rng.integers(1000)),
+    params, history, acc = example.train(epochs=10, seed=int(rng.integers(1000)),
                                          progress=False)
     assert history[-1] < 0.5 * history[0], history
     assert acc > 0.90, acc

@@ -9,6 +9,7 @@ import numpy as np
 import numbaconv
 
 from .common import arrays, needs_torch, torch
+from .deformable import CASES as DEFORM
 
 # name -> (x shape, weight shape, keyword arguments)
 CASES = {
@@ -102,13 +103,6 @@ class SeparableBackward:
 
     def time_numbaconv(self, dtype):
         numbaconv.separable_conv_backward(self.g, self.x, self.dw, self.pw, padding=1)
-
-
-DEFORM = {
-    "2-D (4,64,32,32)->64 3x3": ((4, 64, 32, 32), (64, 64, 3, 3)),
-    "1-D (8,64,4000)->64 k3": ((8, 64, 4000), (64, 64, 3)),
-    "3-D (2,16,16,16,16)->32 3x3x3": ((2, 16, 16, 16, 16), (32, 16, 3, 3, 3)),
-}
 
 
 class DeformBackward:
