@@ -172,7 +172,8 @@ def weight_gradient(xb: np.ndarray, gb: np.ndarray, win: Window, groups: int,
     return np.ascontiguousarray(acc.reshape(cout, ntap, cg).transpose(0, 2, 1)).reshape(wshape)
 
 
-def _bias_gradient(gb: np.ndarray, rdt: np.dtype) -> np.ndarray:
+def bias_gradient(gb: np.ndarray, rdt: np.dtype) -> np.ndarray:
+    """The bias gradient: ``grad_output`` summed over images and positions (in float64)."""
     axes = (0,) + tuple(range(2, gb.ndim))
     return gb.sum(axis=axes, dtype=np.float64).astype(rdt)
 
@@ -239,7 +240,7 @@ def conv_backward(
     if weight_grad:
         gw = weight_gradient(xb, gb, win, cv.groups, padding_mode, cdt).astype(rdt, copy=False)
     if bias_grad and cv.bias is not None:
-        gbias = _bias_gradient(gb, rdt)
+        gbias = bias_gradient(gb, rdt)
     return ConvGrads(gi, gw, gbias)
 
 
@@ -374,7 +375,7 @@ def separable_conv_backward(
         gi = None if r.input is None else r.input.astype(rdt, copy=False)
         gi = gi[0] if gi is not None and sc.unbatched else gi
         gdw = None if r.weight is None else r.weight.astype(rdt, copy=False)
-    gbias = _bias_gradient(gb, rdt) if bias_grad and sc.bias is not None else None
+    gbias = bias_gradient(gb, rdt) if bias_grad and sc.bias is not None else None
     return SeparableConvGrads(gi, gdw, gpw, gbias)
 
 
@@ -450,7 +451,7 @@ def conv_transpose_backward(
             xg[crop] = xb
         gw = weight_gradient(gb, xg, win, tc.groups, "zeros", cdt).astype(rdt, copy=False)
     if bias_grad and tc.bias is not None:
-        gbias = _bias_gradient(gb, rdt)
+        gbias = bias_gradient(gb, rdt)
     return ConvGrads(gi, gw, gbias)
 
 

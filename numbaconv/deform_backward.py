@@ -21,7 +21,7 @@ from . import _deform_grad_kernels
 from ._dtypes import result_dtypes, to_kernel
 from ._geometry import Padding
 from ._microkernel import MR, lanes
-from .conv_backward import _WGRAD_TILE, check_grad_output, rank_alias
+from .conv_backward import _WGRAD_TILE, bias_gradient, check_grad_output, rank_alias
 from .convolution import _PLANE_BYTES, ArrayLike
 from .deformable import _NO_MASK, check_deform, deform_geometry
 
@@ -151,7 +151,7 @@ def deform_conv_backward(
         acc = acc.sum(axis=0).transpose(0, 2, 1).reshape(cout, ntap, cg)  # (C_out, T, C_g)
         gw = np.ascontiguousarray(acc.transpose(0, 2, 1)).astype(rdt).reshape(w.shape)
     if bias_grad and dc.bias is not None:
-        gbias = gb.sum(axis=(0,) + tuple(range(2, gb.ndim)), dtype=np.float64).astype(rdt)
+        gbias = bias_gradient(gb, rdt)
     return DeformConvGrads(gi, goff, gw, gbias, gmask)
 
 
