@@ -24,6 +24,7 @@ from ._geometry import IntOrTuple, per_axis
 from .convolution import ArrayLike
 from .pooling import (
     _counts,
+    _rank_and_batch,
     _window,
     adaptive_bounds,
     adaptive_max_pool,
@@ -141,8 +142,8 @@ def max_pool_backward(
 
 
 def _rank(x: ArrayLike, size: IntOrTuple) -> int:
-    """Spatial axes of a pooling: ``len(size)`` for a tuple, else ``x.ndim - 2``."""
-    return len(size) if isinstance(size, (tuple, list)) else np.ndim(x) - 2
+    """Spatial axes of a pooling: the forward's own rule (:func:`pooling._rank_and_batch`)."""
+    return _rank_and_batch(as_array("x", x), size if isinstance(size, (tuple, list)) else 0)[0]
 
 
 def avg_pool_backward(
