@@ -52,7 +52,7 @@ from .convolution import (
     conv,
     pointwise_as_conv,
 )
-from .transposed import check_transpose, conv_transpose
+from .transposed import check_transpose, conv_transpose, transposed_out_shape
 
 __all__ = [
     "ConvGrads",
@@ -429,10 +429,8 @@ def conv_transpose_backward(
                          output_size)
     xb, w = tc.xb, tc.weight
     kernel = w.shape[2:]
-    out_shape = tuple(
-        (n - 1) * s - pb - pa + dl * (k - 1) + o + 1
-        for n, k, s, dl, (pb, pa), o in zip(xb.shape[2:], kernel, tc.stride, tc.dilation,
-                                             tc.pads, tc.output_padding))
+    out_shape = transposed_out_shape(xb.shape[2:], kernel, tc.stride, tc.dilation, tc.pads,
+                                     tc.output_padding)
     gb = check_grad_output(grad_output, xb.shape[0], w.shape[1] * tc.groups, out_shape,
                            tc.unbatched)
     cdt, rdt = result_dtypes(grad_output=gb, x=xb, weight=w, bias=tc.bias)

@@ -104,9 +104,8 @@ def _axis_phases(n, k, s, dl, pb, out):
     return phases
 
 
-@functools.lru_cache(maxsize=64)
-def transposed_phases(in_shape, kernel, stride, dilation, pads, op):
-    """The output shape and the non-empty phases of a transposed convolution."""
+def transposed_out_shape(in_shape, kernel, stride, dilation, pads, op) -> tuple[int, ...]:
+    """Spatial output shape of a transposed convolution (``ValueError`` when empty)."""
     out_shape = []
     for n, k, s, dl, (pb, pa), o in zip(in_shape, kernel, stride, dilation, pads, op):
         out = (n - 1) * s - pb - pa + dl * (k - 1) + o + 1
@@ -116,6 +115,13 @@ def transposed_phases(in_shape, kernel, stride, dilation, pads, op):
                 f"dilation {dl} and kernel size {k} give {out} samples"
             )
         out_shape.append(out)
+    return tuple(out_shape)
+
+
+@functools.lru_cache(maxsize=64)
+def transposed_phases(in_shape, kernel, stride, dilation, pads, op):
+    """The output shape and the non-empty phases of a transposed convolution."""
+    out_shape = transposed_out_shape(in_shape, kernel, stride, dilation, pads, op)
     per_axis_phases = [_axis_phases(n, k, s, dl, pb, out) for n, k, s, dl, (pb, _), out in
                        zip(in_shape, kernel, stride, dilation, pads, out_shape)]
     phases = []
