@@ -56,7 +56,7 @@ from ._geometry import (
     G_VLEN,
     G_VSTR,
 )
-from ._microkernel import MR, VECTOR_BYTES, panel_block1, panel_block2
+from ._microkernel import MR, VECTOR_BYTES, panel_block1, panel_block2, transpose_block
 
 #: per-worker scratch rows are padded by this many elements (128 bytes or more)
 #: and rounded up to it, so that two workers never write to one cache line
@@ -141,8 +141,10 @@ def virtual_cols_cl(xn, rowsrc, geom, maps, c0, ncx, j_lo, j_hi, dst, zero):
 
     ``xn`` is one image ``(C, L_in)``, ``rowsrc`` the row's entry of
     :func:`virtual_row_table`; writes ``dst[(j - j_lo)*ncx + c]``. The run that
-    is the input itself is transposed in chunks (contiguous reads, writes that
-    stay in L1); the padding goes through the map.
+    is the input itself is transposed in square blocks in registers
+    (:func:`numbaconv._microkernel.transpose_block`) when ``ncx`` is a
+    multiple of their size, else in chunks (contiguous reads, writes that stay
+    in L1); the padding goes through the map.
     """
     last = geom.shape[1] - 1
     ml = geom[G_MAPOFF, last]
@@ -166,6 +168,18 @@ def virtual_cols_cl(xn, rowsrc, geom, maps, c0, ncx, j_lo, j_hi, dst, zero):
             src = xn[c0:c0 + ncx, rowsrc + m]
             for c in range(ncx):
                 out[c] = src[c]
+    nb = VECTOR_BYTES // xn.itemsize
+    if ncx % nb == 0 and a1 - a0 >= nb:  # square blocks transposed in registers
+        s0 = rowsrc + idsrc - id0
+        lin = xn.shape[1]
+        for c in range(0, ncx, nb):
+            j = a0
+            while j < a1:
+                j = min(j, a1 - nb)  # the last block overlaps the one before
+                transpose_block(xn, (c0 + c) * lin + s0 + j, lin, dst, (j - j_lo) * ncx + c,
+                                ncx)
+                j += nb
+        return
     for j0 in range(a0, a1, 128):
         nj = min(128, a1 - j0)
         blk = dst[(j0 - j_lo) * ncx:(j0 - j_lo + nj) * ncx]

@@ -166,6 +166,54 @@ panel_block1 = _block_intrinsic(1)
 panel_block2 = _block_intrinsic(2)
 
 
+@intrinsic
+def transpose_block(typingctx, src, s_off, lds, dst, d_off, ldd):
+    """``dst[d_off + j*ldd + i] = src[s_off + i*lds + j]`` for ``i, j < lanes``.
+
+    One square block of ``lanes(dtype)`` (a vector register's elements),
+    loaded as rows, transposed in registers by ``log2(lanes)`` rounds of
+    shuffles that swap the off-diagonal sub-blocks, and stored as rows. Both
+    arrays must be C-contiguous; the offsets are in elements.
+    """
+    sig = types.none(src, s_off, lds, dst, d_off, ldd)
+
+    def codegen(context, builder, sig, args):
+        i64 = ir.IntType(64)
+        sty, dty = sig.args[0], sig.args[3]
+        s_off_v, lds_v, d_off_v, ldd_v = (context.cast(builder, args[i], sig.args[i], types.int64)
+                                          for i in (1, 2, 4, 5))
+        fty = context.get_value_type(sty.dtype)
+        size = context.get_abi_sizeof(fty)
+        n = VECTOR_BYTES // size
+        vty = ir.VectorType(fty, n)
+        sp = builder.gep(context.make_array(sty)(context, builder, args[0]).data, [s_off_v])
+        dp = builder.gep(context.make_array(dty)(context, builder, args[3]).data, [d_off_v])
+        rows = [builder.load(builder.bitcast(
+            builder.gep(sp, [builder.mul(lds_v, ir.Constant(i64, i))]), vty.as_pointer()),
+            align=size) for i in range(n)]
+        b = n // 2
+        while b >= 1:  # swap the off-diagonal b x b blocks of every 2b x 2b block
+            lo = [c if c & b == 0 else n + c - b for c in range(n)]
+            hi = [c + b if c & b == 0 else n + c for c in range(n)]
+            new = list(rows)
+            for i in range(n):
+                if i & b == 0:
+                    pair = (rows[i], rows[i + b])
+                    new[i] = builder.shuffle_vector(*pair, ir.Constant(
+                        ir.VectorType(ir.IntType(32), n), lo))
+                    new[i + b] = builder.shuffle_vector(*pair, ir.Constant(
+                        ir.VectorType(ir.IntType(32), n), hi))
+            rows = new
+            b //= 2
+        for i in range(n):
+            builder.store(rows[i], builder.bitcast(
+                builder.gep(dp, [builder.mul(ldd_v, ir.Constant(i64, i))]), vty.as_pointer()),
+                align=size)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 def pack_panels(w: np.ndarray, bias: np.ndarray,
                 groups: int) -> tuple[np.ndarray, np.ndarray]:
     """The weights and bias as micro-kernel panels, in one copy.

@@ -13,10 +13,11 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from . import _core
+from . import _core, _winograd
 from ._activations import activation_code
 from ._dtypes import as_array, result_dtypes, to_kernel
 from ._geometry import (
+    G_K,
     G_VLEN,
     Padding,
     Tables,
@@ -147,6 +148,11 @@ def run_window(
             w2 = w2.reshape(cout, ntap, -1).transpose(0, 2, 1)
         _core.window_direct(x3, to_kernel(w2, cdt).reshape(cout, -1), b, out3, groups,
                             tab.geom, tab.maps, tab.voff, act, zero, workers)
+        return out.astype(rdt, copy=False)
+    if dw is None and _winograd.usable(tab, groups, cin, cout, cdt):
+        wf = w2.reshape(cout, ntap, cin).transpose(0, 2, 1) if tap_major else w2
+        _winograd.winograd(x3, wf.reshape((cout, cin) + tuple(tab.geom[G_K])), b, out3, tab, act,
+                           workers)
         return out.astype(rdt, copy=False)
     if dw is not None:  # separable: the GEMM is the pointwise part
         wt = w2

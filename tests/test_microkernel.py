@@ -48,6 +48,23 @@ def test_block_writes_exactly_the_valid_rows_and_channels(rng, dtype, wide):
         assert np.isnan(out[~written]).all(), (nrow, ncol)  # nothing else touched
 
 
+@njit(cache=False)
+def _transpose(src, s_off, lds, dst, d_off, ldd):
+    mk.transpose_block(src, s_off, lds, dst, d_off, ldd)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_transpose_block_writes_exactly_one_block(rng, dtype):
+    n = mk.lanes(dtype)
+    src = rng.standard_normal(7 + 3 * n * n).astype(dtype)
+    dst = rng.standard_normal(5 + 2 * n * n).astype(dtype)
+    want = dst.copy()
+    block = src[7:7 + n * (3 * n)].reshape(n, 3 * n)[:, :n]  # rows 3n apart
+    want[5:5 + n * 2 * n].reshape(n, 2 * n)[:, :n] = block.T
+    _transpose(src, 7, 3 * n, dst, 5, 2 * n)
+    np.testing.assert_array_equal(dst, want)
+
+
 def test_block_with_empty_reduction_writes_the_bias():
     vl = mk.lanes(np.float64)
     bias = np.arange(vl, dtype=np.float64)
@@ -124,16 +141,19 @@ _AVX2 = ("+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+f16c,+fma,+fxsr,+lzcnt,+mmx,
 
 
 def test_avx2_build_in_a_fresh_process(tmp_path):
-    """Compiled for an AVX2 CPU (256-bit vectors, 6-row blocks), the panel path is still exact."""
+    """Compiled for an AVX2 CPU (256-bit vectors, 6-row blocks), the panel path is still exact.
+
+    The last case takes the Winograd path and the 8 x 8 block transposes.
+    """
     code = (
         "import json, numpy as np, numbaconv\n"
         "from numbaconv import _microkernel as mk\n"
         "from numpy.lib.stride_tricks import sliding_window_view as view\n"
         "rng = np.random.default_rng(0)\n"
         "err = []\n"
-        "for dt, cout in ((np.float32, 40), (np.float64, 20)):\n"
-        "    x = rng.standard_normal((2, 5, 7, 9)).astype(dt)\n"
-        "    w = rng.standard_normal((cout, 5, 3, 3)).astype(dt)\n"
+        "for dt, cin, cout in ((np.float32, 5, 40), (np.float64, 5, 20), (np.float32, 16, 24)):\n"
+        "    x = rng.standard_normal((2, cin, 7, 9)).astype(dt)\n"
+        "    w = rng.standard_normal((cout, cin, 3, 3)).astype(dt)\n"
         "    b = rng.standard_normal(cout).astype(dt)\n"
         "    got = numbaconv.conv2d(x, w, b, padding=1)\n"
         "    xp = np.pad(x.astype(float), ((0, 0), (0, 0), (1, 1), (1, 1)))\n"
@@ -148,4 +168,4 @@ def test_avx2_build_in_a_fresh_process(tmp_path):
                          check=True)
     vector_bytes, mr, err = json.loads(out.stdout.strip().splitlines()[-1])
     assert (vector_bytes, mr) == (32, 6)
-    assert err[0] < 1e-5 and err[1] < 1e-12, err
+    assert err[0] < 1e-5 and err[1] < 1e-12 and err[2] < 1e-5, err

@@ -1,0 +1,439 @@
+"""Winograd's minimal filtering F(2, 3) per axis, for 3-wide kernels at stride 1.
+
+A window of 3 taps slid over 4 samples gives 2 outputs; Winograd's algorithm
+computes them with 4 multiplications instead of 6: transform the 4 samples
+(``B^T d``), the 3 taps (``G g``), multiply elementwise, transform back
+(``A^T m``). Applied along each of the ``d`` axes of a ``3 x ... x 3`` kernel,
+a tile of ``2^d`` outputs costs ``4^d`` multiplications per (input channel,
+output channel) instead of ``2^d 3^d``: 2.25x fewer in 2-D, 3.4x in 3-D. With
+many channels the multiplications are ``4^d`` matrix products, one per point
+``xi`` of the transformed tile, ``V_xi (tiles, C_in) @ U_xi (C_in, C_out)``:
+exactly the micro-kernel's shape (:mod:`numbaconv._microkernel`).
+
+:func:`winograd_conv` is a job per (image, block of ``nt`` tiles), all in the
+worker's cache: the input transform of the block's tiles read from the
+channels-last virtual plane (:mod:`numbaconv._core`, so every padding mode is
+the same code), ``4^d`` micro-kernel products against the transformed weights
+(packed once per call), and the output transform with the bias, the
+activation and the write-out. Dilation ``s`` spaces a tile's samples and
+outputs ``s`` apart. Tiles are laid out per axis by :func:`axis_tiles`: where
+an axis has an odd leftover, the last tile steps back and writes only its
+second output, so every output is written by exactly one tile.
+
+The transforms (Lavin and Gray, 2016), exact in binary floating point::
+
+    B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+    G   = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
+    A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from numba import njit, prange
+
+from ._activations import activate
+from ._config import FASTMATH, HELPER, PARALLEL
+from ._core import padded, virtual_cols_cl, virtual_row_table
+from ._geometry import G_DIL, G_K, G_OUT, G_STRIDE, G_VLEN, G_VSTR, Tables
+from ._microkernel import MR, VECTOR_BYTES, pack_panels, panel_block1, panel_block2
+
+#: tiles per job (their transforms stay in the worker's L2)
+_TILES = 64
+
+
+
+def axis_tiles(n_out: int, dil: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tiles of one axis of ``n_out >= 2 * dil`` outputs: ``(starts, masks)``.
+
+    A tile at ``s`` covers outputs ``s`` and ``s + dil``; ``masks`` bit 0 or 1
+    says whether it writes the first or the second. Tiles start at ``2 * dil *
+    b + r`` (``r < dil``); one whose second output would fall past the end
+    steps back by ``dil`` and writes only its second output, which no other
+    tile covers.
+    """
+    starts, masks = [], []
+    for s in range(n_out):
+        if (s // dil) % 2:
+            continue
+        if s + dil < n_out:
+            starts.append(s)
+            masks.append(3)
+        else:
+            starts.append(s - dil)
+            masks.append(2)
+    return np.array(starts, np.int64), np.array(masks, np.int64)
+
+
+def tile_tables(out_shape: tuple[int, ...], dil: tuple[int, ...]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(ntiles, starts, masks)`` of :func:`axis_tiles` per axis, as ``(d, max)`` tables."""
+    per_axis = [axis_tiles(n, s) for n, s in zip(out_shape, dil)]
+    width = max(len(st) for st, _ in per_axis)
+    starts = np.zeros((len(out_shape), width), np.int64)
+    masks = np.zeros((len(out_shape), width), np.int64)
+    for a, (st, mk) in enumerate(per_axis):
+        starts[a, :len(st)] = st
+        masks[a, :len(mk)] = mk
+    return np.array([len(st) for st, _ in per_axis], np.int64), starts, masks
+
+
+@functools.cache
+def _kron_g(d: int, dtype: np.dtype) -> np.ndarray:
+    """``G`` along each of ``d`` axes as one ``(4^d, 3^d)`` matrix (row-major indices)."""
+    g = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+    m = np.ones((1, 1))
+    for _ in range(d):
+        m = np.kron(m, g)
+    return m.astype(dtype)
+
+
+def transformed_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(U, zero bias)`` panels: ``U_xi = G g G^T`` per point ``xi``, packed per ``xi``.
+
+    ``w`` is ``(C_out, C_in, 3, ..., 3)`` in any strides; ``U`` comes out as
+    :func:`numbaconv._microkernel.pack_panels` of the ``4^d`` matrices
+    ``(C_out, C_in)``, one group each, so panel ``xi * npan + q`` holds the
+    output channels ``q * NR ...`` of point ``xi``.
+    """
+    cout, cin = w.shape[:2]
+    d = w.ndim - 2
+    wt = np.ascontiguousarray(w.reshape(cout * cin, 3**d).T)
+    u = np.empty((4**d, cout * cin), w.dtype)
+    kron_rows(_kron_g(d, w.dtype), wt, u)  # a compiled loop, not BLAS (NOTES 29)
+    return pack_panels(u.reshape(4**d * cout, cin), np.zeros(4**d * cout, w.dtype), 4**d)
+
+
+def usable(tab: Tables, groups: int, cin: int, cout: int, dtype: np.dtype) -> bool:
+    """Whether :func:`winograd_conv` applies and pays off for this window."""
+    geom = tab.geom
+    return bool(groups == 1 and geom.shape[1] <= 3 and cin >= 16 and cout >= 16
+                and np.all(geom[G_K] == 3) and np.all(geom[G_STRIDE] == 1)
+                and np.all(geom[G_OUT] >= 2 * geom[G_DIL]))
+
+
+# ---------------------------------------------------------------------------
+# compiled
+# ---------------------------------------------------------------------------
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def kron_rows(m, a, out):
+    """``out = m @ a`` for a small ``m``, skipping its zeros."""
+    for i in range(m.shape[0]):
+        o = out[i]
+        o[:] = 0
+        for k in range(m.shape[1]):
+            c = m[i, k]
+            if c != 0:
+                r = a[k]
+                for j in range(o.shape[0]):
+                    o[j] += c * r[j]
+
+
+@njit(**HELPER)
+def input_line(src, s0, ss, dst, d0, ds, n):
+    """``B^T`` along one line: 4 rows of ``n`` from ``src[s0 + j*ss]`` to ``dst[d0 + i*ds]``."""
+    a = src[s0:s0 + n]
+    b = src[s0 + ss:s0 + ss + n]
+    c = src[s0 + 2 * ss:s0 + 2 * ss + n]
+    e = src[s0 + 3 * ss:s0 + 3 * ss + n]
+    o0 = dst[d0:d0 + n]
+    o1 = dst[d0 + ds:d0 + ds + n]
+    o2 = dst[d0 + 2 * ds:d0 + 2 * ds + n]
+    o3 = dst[d0 + 3 * ds:d0 + 3 * ds + n]
+    for i in range(n):
+        ai = a[i]
+        bi = b[i]
+        ci = c[i]
+        ei = e[i]
+        o0[i] = ai - ci
+        o1[i] = bi + ci
+        o2[i] = ci - bi
+        o3[i] = bi - ei
+
+
+@njit(**HELPER)
+def input_line_inplace(buf, s0, ss, n):
+    """:func:`input_line` in place: the 4 rows ``buf[s0 + j*ss]`` replaced by their transform.
+
+    Four distinct slices (not source and destination views of the same rows,
+    which would fail LLVM's overlap check and leave the loop scalar).
+    """
+    a = buf[s0:s0 + n]
+    b = buf[s0 + ss:s0 + ss + n]
+    c = buf[s0 + 2 * ss:s0 + 2 * ss + n]
+    e = buf[s0 + 3 * ss:s0 + 3 * ss + n]
+    for i in range(n):
+        ai = a[i]
+        bi = b[i]
+        ci = c[i]
+        ei = e[i]
+        a[i] = ai - ci
+        b[i] = bi + ci
+        c[i] = ci - bi
+        e[i] = bi - ei
+
+
+@njit(**HELPER)
+def output_line(src, s0, ss, dst, d0, ds, n):
+    """``A^T`` along one line: 4 rows of ``n`` from ``src[s0 + j*ss]`` to 2, ``dst[d0 + i*ds]``."""
+    a = src[s0:s0 + n]
+    b = src[s0 + ss:s0 + ss + n]
+    c = src[s0 + 2 * ss:s0 + 2 * ss + n]
+    e = src[s0 + 3 * ss:s0 + 3 * ss + n]
+    o0 = dst[d0:d0 + n]
+    o1 = dst[d0 + ds:d0 + ds + n]
+    for i in range(n):
+        bi = b[i]
+        ci = c[i]
+        o0[i] = a[i] + bi + ci
+        o1[i] = bi - ci - e[i]
+
+
+@njit(**HELPER)
+def slab_transform(xn, geom, maps, vrows, vr0, vrstep, col0, width, slab, zero):
+    """The samples of one row of tiles, transformed by ``B^T`` along every axis but the last.
+
+    Builds the ``4^(d-1)`` virtual rows ``vr0 + vrstep[r]`` of image ``xn``,
+    columns ``[col0, col0 + width)``, channels-last into ``slab`` (rows
+    ``width * C`` long, row-major over the leading axes' samples), then
+    transforms them in place.
+    """
+    nl = vrstep.shape[0]
+    nc = xn.shape[0]
+    rl = width * nc
+    for r in range(nl):
+        virtual_cols_cl(xn, vrows[vr0 + vrstep[r]], geom, maps, 0, nc, col0, col0 + width,
+                        slab[r * rl:(r + 1) * rl], zero)
+    s = nl // 4  # rows between the samples of the axis transformed next
+    while s >= 1:
+        for ln in range(nl // 4):
+            base = (ln // s) * 4 * s + ln % s
+            input_line_inplace(slab, base * rl, s * rl, rl)
+        s //= 4
+
+
+@njit(**HELPER)
+def output_leading(mm, co, cout, ld, nt, d, y0, y1):
+    """``A^T`` along every axis but the last, for channel ``co``; returns the result's buffer.
+
+    ``mm`` is ``(4^d, cout, ld)`` flat with ``nt`` tiles a row; the result has
+    ``2^(d-1) * 4`` rows ``ld`` apart, the last axis still untransformed (for
+    ``d == 1``, ``mm`` itself). ``y0``, ``y1`` ping-pong scratch of ``4^d / 2 *
+    ld`` each.
+    """
+    if d == 1:
+        return mm
+    # before the pass on axis a, rows are radix 2 over the axes before a
+    # (hi) and radix 4 over a and those after it (lo_n = 4^(d-1-a))
+    hi_n = 1
+    lo_n = 4 ** (d - 1)
+    for step in range(d - 1):
+        dst = y0 if step % 2 == 0 else y1
+        for hi in range(hi_n):
+            for lo in range(lo_n):
+                r_in = hi * 4 * lo_n + lo
+                r_out = (hi * 2 * lo_n + lo) * ld
+                if step == 0:
+                    output_line(mm, (r_in * cout + co) * ld, lo_n * cout * ld, dst, r_out,
+                                lo_n * ld, nt)
+                elif step % 2 == 1:
+                    output_line(y0, r_in * ld, lo_n * ld, dst, r_out, lo_n * ld, nt)
+                else:
+                    output_line(y1, r_in * ld, lo_n * ld, dst, r_out, lo_n * ld, nt)
+        hi_n *= 2
+        lo_n //= 4
+    return y0 if d % 2 == 0 else y1
+
+
+@njit(**HELPER)
+def output_last(y, r0, rs, oc, o0, st, mk, j0, nj, dl, b, act):
+    """``A^T`` along the last axis into the output, plus bias and activation.
+
+    Tiles ``j0 .. j0 + nj`` of one row of tiles: their 4 rows of sums
+    ``y[r0 + i*rs + j]``; outputs from ``oc[o0]`` at the last axis' tile
+    starts ``st`` with write masks ``mk``.
+    """
+    a = y[r0:r0 + nj]
+    bb = y[r0 + rs:r0 + rs + nj]
+    c = y[r0 + 2 * rs:r0 + 2 * rs + nj]
+    e = y[r0 + 3 * rs:r0 + 3 * rs + nj]
+    nfull = nj
+    while nfull > 0 and mk[j0 + nfull - 1] != 3:
+        nfull -= 1
+    if nfull > 0 and dl == 1 and st[j0 + nfull - 1] - st[j0] == 2 * (nfull - 1):
+        dst = oc[o0 + st[j0]:o0 + st[j0] + 2 * nfull]  # interleaved pairs
+        for j in range(nfull):
+            bj = bb[j]
+            cj = c[j]
+            dst[2 * j] = a[j] + bj + cj + b
+            dst[2 * j + 1] = bj - cj - e[j] + b
+        if act != 0:
+            for j in range(2 * nfull):
+                dst[j] = activate(dst[j], act)
+    else:
+        nfull = 0
+    for j in range(nfull, nj):
+        bj = bb[j]
+        cj = c[j]
+        s = st[j0 + j]
+        if mk[j0 + j] & 1:
+            oc[o0 + s] = activate(a[j] + bj + cj + b, act)
+        if mk[j0 + j] & 2:
+            oc[o0 + s + dl] = activate(bj - cj - e[j] + b, act)
+
+
+@njit(**PARALLEL)
+def winograd_conv(x, up, bz, bias, out, geom, maps, ntax, starts, masks, vrstep, ooff, seg, grp,
+                  act, zero, workers):
+    """Convolution of a ``3 x ... x 3`` kernel at stride 1 by F(2, 3) per axis.
+
+    x (N, C_in, L_in); ``up`` the transformed weights as panels
+    (:func:`transformed_weights`), ``bz`` a zero bias panel; bias (C_out,);
+    out (N, C_out, L_out) is written whole. ``ntax``, ``starts``, ``masks`` per
+    axis (:func:`tile_tables`); ``vrstep`` the virtual rows (last axis
+    excluded) of a tile's rows of samples, from its first; ``ooff`` the output offsets of a tile's
+    ``2^(d-1)`` rows of outputs. A job is ``grp`` rows of tiles (along the
+    leading axes) times ``seg`` tiles of the last axis; it builds the virtual
+    rows it reads itself (they stay in cache; no padded copy of the input).
+    """
+    nimg, nc, _ = x.shape
+    cout = bias.shape[0]
+    d = geom.shape[1]
+    last = d - 1
+    npt = 4**d
+    nl = vrstep.shape[0]  # 4^(d-1)
+    nlo = ooff.shape[0]  # 2^(d-1)
+    nr = up.shape[2]
+    npan = up.shape[0] // npt
+    wide = nr * x.itemsize > VECTOR_BYTES
+    vl = geom[G_VLEN, last]
+    dl = geom[G_DIL, last]
+    olast = geom[G_OUT, last]
+    ntl = ntax[last]
+    nrow_t = 1
+    for a in range(last):
+        nrow_t *= ntax[a]
+    nseg = (ntl + seg - 1) // seg
+    per_img = (nrow_t + grp - 1) // grp * nseg
+    rows = (grp * seg + MR - 1) // MR * MR
+    nw = max(min(workers, nimg * per_img), 1)
+    vrows = virtual_row_table(geom, maps)
+    slab_all = np.empty((nw, padded(nl * vl * nc)), dtype=x.dtype)
+    v_all = np.zeros((nw, padded(npt * rows * nc)), dtype=x.dtype)
+    m_all = np.empty((nw, padded(npt * cout * rows)), dtype=x.dtype)
+    y_all = np.empty((nw, 2, padded(npt // 2 * rows)), dtype=x.dtype)
+    tr_all = np.empty((nw, 3, padded(grp)), dtype=np.int64)
+    idx_all = np.zeros((nw, padded(d)), dtype=np.int64)
+    njobs = nimg * per_img
+    for wk in prange(nw):
+        slab = slab_all[wk]
+        v = v_all[wk]
+        mm = m_all[wk]
+        rvo = tr_all[wk, 0]
+        roo = tr_all[wk, 1]
+        rmk = tr_all[wk, 2]
+        idx = idx_all[wk]
+        for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
+            nn = job // per_img
+            tr0 = (job % per_img) // nseg * grp
+            ntr = min(grp, nrow_t - tr0)
+            j0 = (job % nseg) * seg
+            nj = min(seg, ntl - j0)
+            cnt = ntr * nj
+            # the job's rows of tiles: virtual and output offsets, rows to write
+            q = tr0
+            for a in range(last - 1, -1, -1):
+                idx[a] = q % ntax[a]
+                q //= ntax[a]
+            for i in range(ntr):
+                vo = 0
+                oo = 0
+                ostride = olast
+                mk = (1 << nlo) - 1
+                for a in range(last - 1, -1, -1):
+                    s = starts[a, idx[a]]
+                    vo += s * geom[G_VSTR, a]
+                    oo += s * ostride
+                    ostride *= geom[G_OUT, a]
+                    half = masks[a, idx[a]]
+                    if half != 3:  # the tile writes one of its two outputs on axis a
+                        bit = 1 << (last - 1 - a)
+                        for u in range(nlo):
+                            if ((u & bit) != 0) != (half == 2):
+                                mk &= ~(1 << u)
+                rvo[i] = vo
+                roo[i] = oo
+                rmk[i] = mk
+                a = last - 1
+                while a >= 0:
+                    idx[a] += 1
+                    if idx[a] < ntax[a]:
+                        break
+                    idx[a] = 0
+                    a -= 1
+            # input transform: the leading axes per row of tiles, the last per tile
+            col0 = starts[last, j0]
+            width = starts[last, j0 + nj - 1] + 3 * dl + 1 - col0
+            rl = width * nc
+            for i in range(ntr):
+                slab_transform(x[nn], geom, maps, vrows, rvo[i] // vl, vrstep, col0, width,
+                               slab, zero)
+                for j in range(nj):
+                    col = (starts[last, j0 + j] - col0) * nc
+                    for r in range(nl):
+                        input_line(slab, r * rl + col, dl * nc, v,
+                                   (4 * r * rows + i * nj + j) * nc, rows * nc, nc)
+            # the 4^d products V_xi @ U_xi
+            for xi in range(npt):
+                for pb in range(0, cnt, MR):
+                    nrow = min(MR, cnt - pb)
+                    for pl in range(npan):
+                        o_off = (xi * cout + pl * nr) * rows + pb
+                        ncol = min(nr, cout - pl * nr)
+                        if wide:
+                            panel_block2(v, (xi * rows + pb) * nc, nc, up[xi * npan + pl],
+                                         nc, bz, mm, o_off, rows, nrow, ncol)
+                        else:
+                            panel_block1(v, (xi * rows + pb) * nc, nc, up[xi * npan + pl],
+                                         nc, bz, mm, o_off, rows, nrow, ncol)
+            # output transform: the leading axes over the block, the last into place
+            orow = out[nn]
+            ystep = cout * rows if d == 1 else rows
+            for co in range(cout):
+                y = output_leading(mm, co, cout, rows, cnt, d, y_all[wk, 0], y_all[wk, 1])
+                yb = co * rows if d == 1 else 0
+                for i in range(ntr):
+                    for u in range(nlo):
+                        if (rmk[i] >> u) & 1:
+                            output_last(y, yb + 4 * u * ystep + i * nj, ystep, orow[co],
+                                        roo[i] + ooff[u], starts[last], masks[last], j0,
+                                        nj, dl, bias[co], act)
+
+
+def winograd(x3: np.ndarray, w: np.ndarray, bias: np.ndarray, out3: np.ndarray, tab: Tables,
+             act: int, workers: int) -> None:
+    """Run :func:`winograd_conv`: ``w`` is ``(C_out, C_in, 3, ..., 3)``, any strides.
+
+    Arrays in the compute dtype, ``x3`` and ``out3`` flat over space as in
+    :mod:`numbaconv._core`.
+    """
+    geom = tab.geom
+    d = geom.shape[1]
+    up, bp = transformed_weights(w)
+    out_shape = tuple(int(n) for n in geom[G_OUT])
+    dil = tuple(int(s) for s in geom[G_DIL])
+    ntax, starts, masks = tile_tables(out_shape, dil)
+    ostr = np.cumprod((1,) + out_shape[:0:-1])[::-1]
+    # a tile's rows of samples and of outputs, row-major over the leading axes
+    lead = np.array(list(np.ndindex((4,) * (d - 1)))).reshape(4 ** (d - 1), d - 1)
+    vrstep = (lead * (geom[G_DIL, :-1] * geom[G_VSTR, :-1] // geom[G_VLEN, -1])).sum(axis=1)
+    corners = np.array(list(np.ndindex((2,) * (d - 1)))).reshape(2 ** (d - 1), d - 1)
+    ooff = (corners * (np.array(dil[:-1]) * ostr[:-1])).sum(axis=1).astype(np.int64)
+    seg = min(int(ntax[-1]), _TILES)
+    grp = max(1, _TILES // seg)
+    winograd_conv(x3, up, bp[0], bias, out3, geom, tab.maps, ntax, starts, masks,
+                  vrstep.astype(np.int64), ooff, seg, grp, act, x3.dtype.type(0), workers)

@@ -1,0 +1,140 @@
+"""The Winograd F(2, 3) path of 3-wide kernels at stride 1, against the independent reference.
+
+:func:`numbaconv._winograd.usable` sends these convolutions there (16 or more
+channels in and out, one group); each test checks that it was taken.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from checks import assert_close
+from reference import conv_ref, conv_transpose_ref
+
+import numbaconv
+from numbaconv import _winograd
+
+MODES = ["zeros", "reflect", "replicate", "circular", "symmetric"]
+DTYPES = [np.float32, np.float64]
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """How many times the Winograd kernel ran."""
+    n = [0]
+    run = _winograd.winograd
+
+    def spy(*args, **kwargs):
+        n[0] += 1
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(_winograd, "winograd", spy)
+    return n
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_matches_reference(rng, calls, d, mode, dtype):
+    # odd and even lengths (a stepped-back last tile), dilation 1 to 3,
+    # per-side padding, 17 output channels (a ragged panel), bias, activation
+    shape = {1: (29,), 2: (9, 12), 3: (7, 6, 8)}[d]
+    dilation = {1: 2, 2: (1, 3), 3: (2, 1, 1)}[d]
+    padding = {1: ((1, 3),), 2: ((2, 0), 3), 3: (2, 1, (0, 1))}[d]
+    x = rng.standard_normal((2, 16) + shape).astype(dtype)
+    w = rng.standard_normal((17, 16) + (3,) * d).astype(dtype)
+    b = rng.standard_normal(17).astype(dtype)
+    kw = dict(padding=padding, dilation=dilation, padding_mode=mode, activation="leaky_relu")
+    y = numbaconv.conv(x, w, b, **kw)
+    assert calls[0] == 1
+    assert y.dtype == dtype
+    assert_close(y, conv_ref(x, w, b, **kw), dtype)
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_many_jobs_and_unbatched(rng, calls, d):
+    """Long last axes (several segments of tiles per row) and many rows of tiles."""
+    shape = (300,) if d == 1 else (37, 150)
+    x = rng.standard_normal((3, 20) + shape).astype(np.float32)
+    w = rng.standard_normal((40, 20) + (3,) * d).astype(np.float32)
+    y = numbaconv.conv(x, w, padding="same")
+    assert_close(y, conv_ref(x, w, padding="same"), np.float32)
+    assert_close(numbaconv.conv(x[1], w, padding="same"), y[1], np.float32)
+    assert calls[0] == 2
+
+
+@pytest.mark.parametrize("n_out, dil, taken", [(4, 2, True), (3, 2, False), (2, 1, True),
+                                               (1, 1, False)])
+def test_shortest_axes(rng, calls, n_out, dil, taken):
+    """An axis needs ``2 * dilation`` outputs for one tile; shorter ones use the GEMM."""
+    x = rng.standard_normal((1, 16, 5, n_out + 2 * dil)).astype(np.float64)
+    w = rng.standard_normal((16, 16, 3, 3))
+    y = numbaconv.conv(x, w, dilation=(1, dil))
+    assert calls[0] == int(taken)
+    assert_close(y, conv_ref(x, w, dilation=(1, dil)), np.float64)
+
+
+def test_not_taken_elsewhere(rng, calls):
+    x = rng.standard_normal((1, 16, 8, 8)).astype(np.float32)
+    for w, kw in [((16, 16, 3, 3), dict(stride=2)), ((16, 8, 3, 3), dict(groups=2)),
+                  ((16, 16, 3, 2), {}), ((8, 16, 3, 3), {})]:
+        numbaconv.conv(x, rng.standard_normal(w).astype(np.float32), **kw)
+    x8 = rng.standard_normal((1, 8, 8, 8)).astype(np.float32)
+    numbaconv.conv(x8, rng.standard_normal((16, 8, 3, 3)).astype(np.float32))
+    assert calls[0] == 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_transposed_stride_one(rng, calls, dtype):
+    """conv_transpose at stride 1 is a convolution by the flipped kernel: the same path."""
+    x = rng.standard_normal((2, 24, 7, 10)).astype(dtype)
+    w = rng.standard_normal((24, 16, 3, 3)).astype(dtype)
+    b = rng.standard_normal(16).astype(dtype)
+    kw = dict(padding=1, dilation=(2, 1))
+    y = numbaconv.conv_transpose(x, w, b, **kw)
+    assert calls[0] == 1
+    assert_close(y, conv_transpose_ref(x, w, b, **kw), dtype)
+
+
+def test_adjoint_and_linear(rng, calls):
+    """<conv(x), g> = <x, conv_transpose(g)>, and conv is linear in x."""
+    x = rng.standard_normal((2, 16, 11, 9))
+    w = rng.standard_normal((20, 16, 3, 3))
+    y = numbaconv.conv(x, w, padding=1)
+    g = rng.standard_normal(y.shape)
+    xt = numbaconv.conv_transpose(g, w, padding=1)
+    np.testing.assert_allclose(np.vdot(y, g), np.vdot(x, xt), rtol=1e-10)
+    x2 = rng.standard_normal(x.shape)
+    assert_close(numbaconv.conv(2 * x - x2, w, padding=1),
+                 2 * y - numbaconv.conv(x2, w, padding=1), np.float64)
+    assert calls[0] == 4
+
+
+def test_non_finite_inputs(rng, calls):
+    """Non-finite inputs give non-finite outputs exactly where direct summation does.
+
+    An output that direct summation makes ``+inf`` may come out NaN (the
+    transforms subtract samples), as with every fast convolution algorithm.
+    """
+    x = rng.standard_normal((1, 16, 8, 9))
+    x[0, 3, 2, 5] = np.nan
+    x[0, 7, 6, 1] = np.inf
+    w = np.abs(rng.standard_normal((16, 16, 3, 3))) + 0.1
+    y = numbaconv.conv(x, w, padding=1)
+    assert calls[0] == 1
+    ref = conv_ref(x, w, padding=1)
+    np.testing.assert_array_equal(np.isfinite(y), np.isfinite(ref))
+    assert_close(np.where(np.isfinite(ref), y, 0), np.where(np.isfinite(ref), ref, 0),
+                 np.float64)
+
+
+@pytest.mark.parametrize("n_out, dil", [(n, s) for s in (1, 2, 3) for n in range(2 * s, 4 * s + 3)])
+def test_axis_tiles_write_each_output_once(n_out, dil):
+    starts, masks = _winograd.axis_tiles(n_out, dil)
+    written = np.zeros(n_out, int)
+    for s, m in zip(starts, masks):
+        assert 0 <= s and s + dil < n_out  # the tile's samples lie in the virtual axis
+        for bit in (0, 1):
+            if m >> bit & 1:
+                written[s + bit * dil] += 1
+    np.testing.assert_array_equal(written, 1)
