@@ -30,6 +30,7 @@ The transforms (Lavin and Gray, 2016), exact in binary floating point::
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
@@ -286,6 +287,79 @@ def output_last(y, r0, rs, oc, o0, st, mk, j0, nj, dl, b, act):
             oc[o0 + s + dl] = activate(bj - cj - e[j] + b, act)
 
 
+@njit(**HELPER)
+def job_rows(geom, ntax, starts, masks, tr0, ntr, idx, rvo, roo, rmk):
+    """Rows of tiles ``tr0 .. tr0 + ntr``: virtual row offset, output offset, rows of outputs.
+
+    ``rvo[i]``, ``roo[i]`` are the offsets of row ``i``'s first samples and
+    outputs along the leading axes (the last axis' start excluded); bit ``u``
+    of ``rmk[i]`` says whether its tiles own their ``u``-th row of outputs
+    (row-major over the leading axes). ``idx`` is scratch of ``d``.
+    """
+    last = geom.shape[1] - 1
+    nlo = 1 << last
+    q = tr0
+    for a in range(last - 1, -1, -1):
+        idx[a] = q % ntax[a]
+        q //= ntax[a]
+    for i in range(ntr):
+        vo = 0
+        oo = 0
+        ostride = geom[G_OUT, last]
+        mk = (1 << nlo) - 1
+        for a in range(last - 1, -1, -1):
+            s = starts[a, idx[a]]
+            vo += s * geom[G_VSTR, a]
+            oo += s * ostride
+            ostride *= geom[G_OUT, a]
+            half = masks[a, idx[a]]
+            if half != 3:  # the tile owns one of its two outputs on axis a
+                bit = 1 << (last - 1 - a)
+                for u in range(nlo):
+                    if ((u & bit) != 0) != (half == 2):
+                        mk &= ~(1 << u)
+        rvo[i] = vo
+        roo[i] = oo
+        rmk[i] = mk
+        a = last - 1
+        while a >= 0:
+            idx[a] += 1
+            if idx[a] < ntax[a]:
+                break
+            idx[a] = 0
+            a -= 1
+
+
+@njit(**HELPER)
+def job_inputs(xn, geom, maps, vrows, st, j0, nj, ntr, rvo, vrstep, slab, v, rows, pw, zero):
+    """The input transform of a job's tiles: ``V[xi, q, t, :]`` in panels of ``pw`` channels.
+
+    Tile ``t = i * nj + j`` is tile ``j0 + j`` (starts ``st``) of row ``i``; row
+    ``(xi * npc + q) * rows + t`` of ``v`` (rows ``pw`` long, ``npc`` panels)
+    holds channels ``q * pw ...`` of point ``xi``; columns past the last
+    channel are not written.
+    """
+    nc = xn.shape[0]
+    last = geom.shape[1] - 1
+    nl = vrstep.shape[0]
+    npc = (nc + pw - 1) // pw
+    dl = geom[G_DIL, last]
+    vl = geom[G_VLEN, last]
+    col0 = st[j0]
+    width = st[j0 + nj - 1] + 3 * dl + 1 - col0
+    rl = width * nc
+    for i in range(ntr):
+        slab_transform(xn, geom, maps, vrows, rvo[i] // vl, vrstep, col0, width, slab, zero)
+        for j in range(nj):
+            col = (st[j0 + j] - col0) * nc
+            t = i * nj + j
+            for r in range(nl):
+                for q in range(npc):
+                    input_line(slab, r * rl + col + q * pw, dl * nc, v,
+                               ((4 * r * npc + q) * rows + t) * pw, npc * rows * pw,
+                               min(pw, nc - q * pw))
+
+
 @njit(**PARALLEL)
 def winograd_conv(x, up, bz, bias, out, geom, maps, ntax, starts, masks, vrstep, ooff, seg, grp,
                   act, zero, workers):
@@ -293,12 +367,10 @@ def winograd_conv(x, up, bz, bias, out, geom, maps, ntax, starts, masks, vrstep,
 
     x (N, C_in, L_in); ``up`` the transformed weights as panels
     (:func:`transformed_weights`), ``bz`` a zero bias panel; bias (C_out,);
-    out (N, C_out, L_out) is written whole. ``ntax``, ``starts``, ``masks`` per
-    axis (:func:`tile_tables`); ``vrstep`` the virtual rows (last axis
-    excluded) of a tile's rows of samples, from its first; ``ooff`` the output offsets of a tile's
-    ``2^(d-1)`` rows of outputs. A job is ``grp`` rows of tiles (along the
-    leading axes) times ``seg`` tiles of the last axis; it builds the virtual
-    rows it reads itself (they stay in cache; no padded copy of the input).
+    out (N, C_out, L_out) is written whole. ``ntax`` to ``grp``: the
+    :class:`TilePlan`. A job is ``grp`` rows of tiles (along the leading axes)
+    times ``seg`` tiles of the last axis; it builds the virtual rows it reads
+    itself (they stay in cache; no padded copy of the input).
     """
     nimg, nc, _ = x.shape
     cout = bias.shape[0]
@@ -312,7 +384,6 @@ def winograd_conv(x, up, bz, bias, out, geom, maps, ntax, starts, masks, vrstep,
     wide = nr * x.itemsize > VECTOR_BYTES
     vl = geom[G_VLEN, last]
     dl = geom[G_DIL, last]
-    olast = geom[G_OUT, last]
     ntl = ntax[last]
     nrow_t = 1
     for a in range(last):
@@ -344,49 +415,9 @@ def winograd_conv(x, up, bz, bias, out, geom, maps, ntax, starts, masks, vrstep,
             j0 = (job % nseg) * seg
             nj = min(seg, ntl - j0)
             cnt = ntr * nj
-            # the job's rows of tiles: virtual and output offsets, rows to write
-            q = tr0
-            for a in range(last - 1, -1, -1):
-                idx[a] = q % ntax[a]
-                q //= ntax[a]
-            for i in range(ntr):
-                vo = 0
-                oo = 0
-                ostride = olast
-                mk = (1 << nlo) - 1
-                for a in range(last - 1, -1, -1):
-                    s = starts[a, idx[a]]
-                    vo += s * geom[G_VSTR, a]
-                    oo += s * ostride
-                    ostride *= geom[G_OUT, a]
-                    half = masks[a, idx[a]]
-                    if half != 3:  # the tile writes one of its two outputs on axis a
-                        bit = 1 << (last - 1 - a)
-                        for u in range(nlo):
-                            if ((u & bit) != 0) != (half == 2):
-                                mk &= ~(1 << u)
-                rvo[i] = vo
-                roo[i] = oo
-                rmk[i] = mk
-                a = last - 1
-                while a >= 0:
-                    idx[a] += 1
-                    if idx[a] < ntax[a]:
-                        break
-                    idx[a] = 0
-                    a -= 1
-            # input transform: the leading axes per row of tiles, the last per tile
-            col0 = starts[last, j0]
-            width = starts[last, j0 + nj - 1] + 3 * dl + 1 - col0
-            rl = width * nc
-            for i in range(ntr):
-                slab_transform(x[nn], geom, maps, vrows, rvo[i] // vl, vrstep, col0, width,
-                               slab, zero)
-                for j in range(nj):
-                    col = (starts[last, j0 + j] - col0) * nc
-                    for r in range(nl):
-                        input_line(slab, r * rl + col, dl * nc, v,
-                                   (4 * r * rows + i * nj + j) * nc, rows * nc, nc)
+            job_rows(geom, ntax, starts, masks, tr0, ntr, idx, rvo, roo, rmk)
+            job_inputs(x[nn], geom, maps, vrows, starts[last], j0, nj, ntr, rvo, vrstep, slab,
+                       v, rows, nc, zero)
             # the 4^d products V_xi @ U_xi
             for xi in range(npt):
                 for pb in range(0, cnt, MR):
@@ -414,16 +445,21 @@ def winograd_conv(x, up, bz, bias, out, geom, maps, ntax, starts, masks, vrstep,
                                         nj, dl, bias[co], act)
 
 
-def winograd(x3: np.ndarray, w: np.ndarray, bias: np.ndarray, out3: np.ndarray, tab: Tables,
-             act: int, workers: int) -> None:
-    """Run :func:`winograd_conv`: ``w`` is ``(C_out, C_in, 3, ..., 3)``, any strides.
+class TilePlan(NamedTuple):
+    """How the Winograd kernels cut a window's output into tiles and jobs."""
 
-    Arrays in the compute dtype, ``x3`` and ``out3`` flat over space as in
-    :mod:`numbaconv._core`.
-    """
-    geom = tab.geom
+    ntax: np.ndarray  # tiles per axis
+    starts: np.ndarray  # (d, max) first output of each tile, per axis
+    masks: np.ndarray  # (d, max) which of its two outputs each tile owns (bits)
+    vrstep: np.ndarray  # virtual rows (last axis excluded) of a tile's rows of samples
+    ooff: np.ndarray  # output offsets of a tile's 2^(d-1) rows of outputs
+    seg: int  # tiles of the last axis per job
+    grp: int  # rows of tiles per job
+
+
+def tile_plan(geom: np.ndarray, tiles: int) -> TilePlan:
+    """The tiles of a window's output (:func:`axis_tiles`), about ``tiles`` a job."""
     d = geom.shape[1]
-    up, bp = transformed_weights(w)
     out_shape = tuple(int(n) for n in geom[G_OUT])
     dil = tuple(int(s) for s in geom[G_DIL])
     ntax, starts, masks = tile_tables(out_shape, dil)
@@ -432,8 +468,19 @@ def winograd(x3: np.ndarray, w: np.ndarray, bias: np.ndarray, out3: np.ndarray, 
     lead = np.array(list(np.ndindex((4,) * (d - 1)))).reshape(4 ** (d - 1), d - 1)
     vrstep = (lead * (geom[G_DIL, :-1] * geom[G_VSTR, :-1] // geom[G_VLEN, -1])).sum(axis=1)
     corners = np.array(list(np.ndindex((2,) * (d - 1)))).reshape(2 ** (d - 1), d - 1)
-    ooff = (corners * (np.array(dil[:-1]) * ostr[:-1])).sum(axis=1).astype(np.int64)
-    seg = min(int(ntax[-1]), _TILES)
-    grp = max(1, _TILES // seg)
-    winograd_conv(x3, up, bp[0], bias, out3, geom, tab.maps, ntax, starts, masks,
-                  vrstep.astype(np.int64), ooff, seg, grp, act, x3.dtype.type(0), workers)
+    ooff = (corners * (np.array(dil[:-1]) * ostr[:-1])).sum(axis=1)
+    seg = min(int(ntax[-1]), tiles)
+    return TilePlan(ntax, starts, masks, vrstep.astype(np.int64), ooff.astype(np.int64), seg,
+                    max(1, tiles // seg))
+
+
+def winograd(x3: np.ndarray, w: np.ndarray, bias: np.ndarray, out3: np.ndarray, tab: Tables,
+             act: int, workers: int) -> None:
+    """Run :func:`winograd_conv`: ``w`` is ``(C_out, C_in, 3, ..., 3)``, any strides.
+
+    Arrays in the compute dtype, ``x3`` and ``out3`` flat over space as in
+    :mod:`numbaconv._core`.
+    """
+    up, bp = transformed_weights(w)
+    winograd_conv(x3, up, bp[0], bias, out3, tab.geom, tab.maps, *tile_plan(tab.geom, _TILES),
+                  act, x3.dtype.type(0), workers)

@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from . import _grad_kernels
+from . import _grad_kernels, _winograd, _winograd_grad
 from ._dtypes import as_array, result_dtypes, to_kernel
 from ._geometry import (
     G_VLEN,
@@ -155,6 +155,8 @@ def weight_gradient(xb: np.ndarray, gb: np.ndarray, win: Window, groups: int,
     g3 = to_kernel(gb, cdt).reshape(nimg, cout, -1)
     zero = cdt.type(0)
     workers = numba.get_num_threads()
+    if _winograd.usable(tab, groups, cin, cout, cdt):
+        return _winograd_grad.weight_gradient(x3, g3, tab, workers)
     if m < _MIN_GEMM_ROWS:
         dw = np.empty((cout, cg * ntap), cdt)
         _grad_kernels.weight_grad_direct(x3, g3, groups, tab.geom, tab.maps, tab.voff, dw, zero,

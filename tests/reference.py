@@ -96,6 +96,23 @@ def conv_ref(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1,
     return ref_activation(y, activation)
 
 
+def conv_weight_grad_ref(x, g, kernel, stride=1, padding=0, dilation=1, padding_mode="zeros"):
+    """The weight gradient of an ungrouped conv_ref: each window times grad_output, summed."""
+    x = np.asarray(x, dtype=np.float64)
+    d = len(kernel)
+    stride = _tuple(stride, d)
+    dilation = _tuple(dilation, d)
+    pads = ref_padding(padding, x.shape[2:], kernel, stride, dilation)
+    xp = np.pad(x, [(0, 0), (0, 0)] + [tuple(p) for p in pads], mode=NUMPY_MODE[padding_mode])
+    ext = [dl * (k - 1) + 1 for k, dl in zip(kernel, dilation)]
+    win = sliding_window_view(xp, ext, axis=tuple(range(2, 2 + d)))
+    win = win[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)
+              + tuple(slice(None, None, dl) for dl in dilation)]  # (N, C, *out, *k)
+    letters = "pqrstuvw"[:d]
+    return np.einsum(f"nc{letters.upper()}{letters},no{letters.upper()}->oc{letters}", win,
+                     np.asarray(g, np.float64))
+
+
 def depthwise_ref(x, w, **kw):
     return conv_ref(x, w, groups=x.shape[1], **kw)
 

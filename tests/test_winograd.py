@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from checks import assert_close
-from reference import conv_ref, conv_transpose_ref
+from reference import conv_ref, conv_transpose_ref, conv_weight_grad_ref
 
 import numbaconv
-from numbaconv import _winograd
+from numbaconv import _winograd, _winograd_grad
 
 MODES = ["zeros", "reflect", "replicate", "circular", "symmetric"]
 DTYPES = [np.float32, np.float64]
@@ -51,6 +51,44 @@ def test_matches_reference(rng, calls, d, mode, dtype):
     assert_close(y, conv_ref(x, w, b, **kw), dtype)
 
 
+@pytest.fixture
+def grad_calls(monkeypatch):
+    """How many times the Winograd weight gradient ran."""
+    n = [0]
+    run = _winograd_grad.weight_gradient
+
+    def spy(*args, **kwargs):
+        n[0] += 1
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(_winograd_grad, "weight_gradient", spy)
+    return n
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_backward_matches_reference(rng, calls, grad_calls, d, mode, dtype):
+    """Weight gradient (its own kernel) and input gradient (conv_transpose at stride 1)."""
+    shape = {1: (29,), 2: (9, 12), 3: (7, 6, 8)}[d]
+    dilation = {1: 2, 2: (1, 3), 3: (2, 1, 1)}[d]
+    padding = {1: ((1, 3),), 2: ((2, 0), 3), 3: (2, 1, (0, 1))}[d]
+    cin = 40 if d == 2 else 16  # 40: a ragged panel of input channels
+    x = rng.standard_normal((2, cin) + shape).astype(dtype)
+    w = rng.standard_normal((17, cin) + (3,) * d).astype(dtype)
+    kw = dict(padding=padding, dilation=dilation, padding_mode=mode)
+    g = rng.standard_normal(numbaconv.conv(x, w, **kw).shape).astype(dtype)
+    calls[0] = 0
+    grads = numbaconv.conv_backward(g, x, w, **kw)
+    assert grad_calls[0] == 1 and calls[0] == 1  # other modes: onto the padded input, folded
+    assert grads.weight.dtype == dtype
+    assert_close(grads.weight, conv_weight_grad_ref(x, g, (3,) * d, **kw), dtype)
+    # the input gradient by linearity: <conv(x'), g> = <x', grad> for a random x'
+    xd = rng.standard_normal(x.shape)
+    np.testing.assert_allclose(np.vdot(conv_ref(xd, w, **kw), g), np.vdot(xd, grads.input),
+                               rtol=1e-4 if dtype == np.float32 else 1e-10)
+
+
 @pytest.mark.parametrize("d", [1, 2])
 def test_many_jobs_and_unbatched(rng, calls, d):
     """Long last axes (several segments of tiles per row) and many rows of tiles."""
@@ -61,6 +99,9 @@ def test_many_jobs_and_unbatched(rng, calls, d):
     assert_close(y, conv_ref(x, w, padding="same"), np.float32)
     assert_close(numbaconv.conv(x[1], w, padding="same"), y[1], np.float32)
     assert calls[0] == 2
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    dw = numbaconv.conv_backward(g, x, w, padding="same", input_grad=False).weight
+    assert_close(dw, conv_weight_grad_ref(x, g, (3,) * d, padding="same"), np.float32)
 
 
 @pytest.mark.parametrize("n_out, dil, taken", [(4, 2, True), (3, 2, False), (2, 1, True),

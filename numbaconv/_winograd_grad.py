@@ -1,0 +1,234 @@
+"""The weight gradient of the Winograd path (:mod:`numbaconv._winograd`).
+
+Per tile the forward computes ``y = A^T [(G g) * (B^T d)]`` along each axis;
+its derivative with respect to the taps ``g`` is ``G^T [(A dy) * (B^T d)]``,
+summed over tiles. So the weight gradient is, per point ``xi`` of the
+transformed tile, one product ``dU_xi (C_out, C_in) = dY_xi (C_out, tiles) @
+V_xi (tiles, C_in)`` summed over every tile of every image -- ``4^d`` long
+reductions on the micro-kernel, with ``4^d`` multiplications per tile and
+channel pair instead of ``2^d 3^d`` -- then ``G^T`` along each axis, once.
+
+``V`` is the forward's input transform (:func:`numbaconv._winograd.job_inputs`,
+here in panels of the micro-kernel's width); ``dY`` is ``A`` applied to each
+tile's ``grad_output``, counting only the outputs the tile owns, so a
+stepped-back tile adds nothing twice. Each worker sums into its own copy of
+``dU``; the copies are added at the end (no races).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._config import HELPER, PARALLEL
+from ._core import padded, virtual_row_table
+from ._geometry import G_DIL, G_VLEN, Tables
+from ._microkernel import MR, VECTOR_BYTES, lanes, panel_block1, panel_block2
+from ._winograd import _kron_g, job_inputs, job_rows, kron_rows, tile_plan
+
+#: tiles per job: the reduction of each product is this long
+_TILES = 128
+
+
+@njit(**HELPER)
+def grad_line(src, s0, ss, dst, d0, ds, n):
+    """``A`` along one line: 2 rows of ``n`` from ``src[s0 + j*ss]`` to 4, ``dst[d0 + i*ds]``."""
+    a = src[s0:s0 + n]
+    b = src[s0 + ss:s0 + ss + n]
+    o0 = dst[d0:d0 + n]
+    o1 = dst[d0 + ds:d0 + ds + n]
+    o2 = dst[d0 + 2 * ds:d0 + 2 * ds + n]
+    o3 = dst[d0 + 3 * ds:d0 + 3 * ds + n]
+    for i in range(n):
+        ai = a[i]
+        bi = b[i]
+        o0[i] = ai
+        o1[i] = ai + bi
+        o2[i] = ai - bi
+        o3[i] = -bi
+
+
+@njit(**HELPER)
+def grad_last(gc, o0, st, mk, j0, nj, dl, y, r0, rs, zero):
+    """``A`` along the last axis: tiles ``j0 .. j0 + nj`` of one row of tiles, from ``gc``.
+
+    The tiles' outputs start at ``gc[o0 + st[j]]`` (``dl`` apart); an output
+    a tile does not own (``mk``) counts as zero. Writes 4 rows
+    ``y[r0 + i*rs + j]``.
+    """
+    a = y[r0:r0 + nj]
+    b = y[r0 + rs:r0 + rs + nj]
+    c = y[r0 + 2 * rs:r0 + 2 * rs + nj]
+    e = y[r0 + 3 * rs:r0 + 3 * rs + nj]
+    nfull = nj
+    while nfull > 0 and mk[j0 + nfull - 1] != 3:
+        nfull -= 1
+    if nfull > 0 and dl == 1 and st[j0 + nfull - 1] - st[j0] == 2 * (nfull - 1):
+        src = gc[o0 + st[j0]:o0 + st[j0] + 2 * nfull]  # interleaved pairs
+        for j in range(nfull):
+            g0 = src[2 * j]
+            g1 = src[2 * j + 1]
+            a[j] = g0
+            b[j] = g0 + g1
+            c[j] = g0 - g1
+            e[j] = -g1
+    else:
+        nfull = 0
+    for j in range(nfull, nj):
+        s = st[j0 + j]
+        g0 = gc[o0 + s] if mk[j0 + j] & 1 else zero
+        g1 = gc[o0 + s + dl] if mk[j0 + j] & 2 else zero
+        a[j] = g0
+        b[j] = g0 + g1
+        c[j] = g0 - g1
+        e[j] = -g1
+
+
+@njit(**HELPER)
+def grad_leading(y, d, ld, nt, dst, d0, ds, y1):
+    """``A`` along every axis but the last: rows ``2^(d-1) * 4`` of ``y`` to ``4^d``.
+
+    ``y`` rows (``ld`` apart, ``nt`` long) are radix 2 over the leading axes
+    and 4 over the last; row ``xi`` of the result goes to ``dst[d0 + xi*ds]``.
+    ``y1`` is scratch of ``4^d / 2 * ld``; ``y`` is overwritten for ``d > 2``.
+    """
+    # before the pass on axis a: radix 2 over the axes up to a (hi over those
+    # before it), radix 4 over those after it (lo_n = 4^(d-1-a))
+    hi_n = 2 ** (d - 2)
+    lo_n = 4
+    for step in range(d - 1):
+        final = step == d - 2
+        for hi in range(hi_n):
+            for lo in range(lo_n):
+                r_in = (hi * 2 * lo_n + lo) * ld
+                r_out = hi * 4 * lo_n + lo
+                if final:
+                    grad_line(y if step % 2 == 0 else y1, r_in, lo_n * ld, dst,
+                              d0 + r_out * ds, lo_n * ds, nt)
+                elif step % 2 == 0:
+                    grad_line(y, r_in, lo_n * ld, y1, r_out * ld, lo_n * ld, nt)
+                else:
+                    grad_line(y1, r_in, lo_n * ld, y, r_out * ld, lo_n * ld, nt)
+        hi_n //= 2
+        lo_n *= 4
+
+
+@njit(**PARALLEL)
+def winograd_weight_grad(x, gout, geom, maps, ntax, starts, masks, vrstep, ooff, seg, grp, nr,
+                         zero, acc_all):
+    """``acc_all[w, xi, ci, co]`` += worker ``w``'s share of ``sum_t dY[xi, co, t] V[xi, t, ci]``.
+
+    x (N, C_in, L_in); gout (N, C_out, L_out); acc_all (workers, 4^d, C_in,
+    C_out) zeroed by the caller; ``ntax`` to ``grp``: the
+    :class:`numbaconv._winograd.TilePlan`; ``nr`` the panel width (one or two
+    vectors).
+    """
+    nimg, nc, _ = x.shape
+    cout = gout.shape[1]
+    d = geom.shape[1]
+    last = d - 1
+    npt = 4**d
+    nl = vrstep.shape[0]
+    nlo = ooff.shape[0]
+    npc = (nc + nr - 1) // nr
+    cpad = (cout + MR - 1) // MR * MR
+    wide = nr * x.itemsize > VECTOR_BYTES
+    vl = geom[G_VLEN, last]
+    dl = geom[G_DIL, last]
+    ntl = ntax[last]
+    nrow_t = 1
+    for a in range(last):
+        nrow_t *= ntax[a]
+    nseg = (ntl + seg - 1) // seg
+    per_img = (nrow_t + grp - 1) // grp * nseg
+    rows = grp * seg
+    nw = acc_all.shape[0]
+    vrows = virtual_row_table(geom, maps)
+    slab_all = np.empty((nw, padded(nl * vl * nc)), dtype=x.dtype)
+    v_all = np.zeros((nw, padded(npt * npc * rows * nr)), dtype=x.dtype)
+    dy_all = np.zeros((nw, padded(npt * cpad * rows)), dtype=x.dtype)
+    y_all = np.empty((nw, 2, padded(npt // 2 * rows)), dtype=x.dtype)
+    sc_all = np.zeros((nw, padded(nr * MR)), dtype=x.dtype)
+    tr_all = np.empty((nw, 3, padded(grp)), dtype=np.int64)
+    idx_all = np.zeros((nw, padded(d)), dtype=np.int64)
+    zb = np.zeros(nr, dtype=x.dtype)
+    njobs = nimg * per_img
+    for wk in prange(nw):
+        slab = slab_all[wk]
+        v = v_all[wk]
+        dy = dy_all[wk]
+        y0 = y_all[wk, 0]
+        y1 = y_all[wk, 1]
+        sc = sc_all[wk]
+        rvo = tr_all[wk, 0]
+        roo = tr_all[wk, 1]
+        rmk = tr_all[wk, 2]
+        idx = idx_all[wk]
+        acc = acc_all[wk]
+        for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
+            nn = job // per_img
+            tr0 = (job % per_img) // nseg * grp
+            ntr = min(grp, nrow_t - tr0)
+            j0 = (job % nseg) * seg
+            nj = min(seg, ntl - j0)
+            cnt = ntr * nj
+            job_rows(geom, ntax, starts, masks, tr0, ntr, idx, rvo, roo, rmk)
+            job_inputs(x[nn], geom, maps, vrows, starts[last], j0, nj, ntr, rvo, vrstep, slab,
+                       v, cnt, nr, zero)
+            # dY[xi, co, t]: A along each axis of the tiles' grad_output
+            for co in range(cout):
+                gc = gout[nn, co]
+                yb = y0 if d > 1 else dy
+                r0 = 0 if d > 1 else co * cnt
+                rs = cnt if d > 1 else cpad * cnt
+                for i in range(ntr):
+                    for u in range(nlo):
+                        if (rmk[i] >> u) & 1:
+                            grad_last(gc, roo[i] + ooff[u], starts[last], masks[last], j0, nj,
+                                      dl, yb, r0 + 4 * u * rs + i * nj, rs, zero)
+                        else:
+                            for k in range(4):
+                                dst = yb[r0 + (4 * u + k) * rs + i * nj:]
+                                for j in range(nj):
+                                    dst[j] = zero
+                if d > 1:
+                    grad_leading(y0, d, cnt, cnt, dy, co * cnt, cpad * cnt, y1)
+            # the 4^d products, each a reduction over the job's tiles
+            for xi in range(npt):
+                for q in range(npc):
+                    b = v[(xi * npc + q) * cnt * nr:(xi * npc + q + 1) * cnt * nr]
+                    ncol = min(nr, nc - q * nr)
+                    for c0 in range(0, cout, MR):
+                        nrow = min(MR, cout - c0)
+                        if wide:
+                            panel_block2(dy, (xi * cpad + c0) * cnt, cnt, b, cnt, zb, sc, 0, MR,
+                                         nrow, ncol)
+                        else:
+                            panel_block1(dy, (xi * cpad + c0) * cnt, cnt, b, cnt, zb, sc, 0, MR,
+                                         nrow, ncol)
+                        for j in range(ncol):
+                            dst = acc[xi, q * nr + j, c0:c0 + nrow]
+                            src = sc[j * MR:j * MR + nrow]
+                            for i in range(nrow):
+                                dst[i] += src[i]
+
+
+def weight_gradient(x3: np.ndarray, g3: np.ndarray, tab: Tables, workers: int) -> np.ndarray:
+    """The weight gradient ``(C_out, C_in, 3, ..., 3)`` of a convolution on the Winograd path.
+
+    ``x3`` ``(N, C_in, L_in)`` and ``g3`` ``(N, C_out, L_out)`` flat over space,
+    C-contiguous, in the compute dtype.
+    """
+    cin, cout = x3.shape[1], g3.shape[1]
+    d = tab.geom.shape[1]
+    dt = x3.dtype
+    vl = lanes(dt)
+    nr = vl if cin <= vl else 2 * vl
+    acc = np.zeros((workers, 4**d, cin, cout), dt)
+    winograd_weight_grad(x3, g3, tab.geom, tab.maps, *tile_plan(tab.geom, _TILES), nr,
+                         dt.type(0), acc)
+    du = acc.sum(axis=0).reshape(4**d, cin * cout)
+    dw = np.empty((3**d, cin * cout), dt)
+    kron_rows(np.ascontiguousarray(_kron_g(d, dt).T), du, dw)  # G^T along each axis
+    return np.ascontiguousarray(dw.reshape((3**d, cin, cout)).transpose(2, 1, 0)).reshape(
+        (cout, cin) + (3,) * d)
