@@ -16,3 +16,8 @@ PARALLEL = {"parallel": True, "fastmath": FASTMATH, "cache": True, "error_model"
 
 #: options of the plain helpers called from inside a ``prange`` body
 HELPER = {"fastmath": FASTMATH, "cache": True, "error_model": "numpy", "inline": "always"}
+
+#: options of the larger helpers (a row, a tile, a job): compiled on their own, not
+#: inlined at Numba's level, which made each parallel kernel several times slower to
+#: compile for no measurable speed (asv_bench/NOTES.md, attempt 37)
+CALLED = {"fastmath": FASTMATH, "cache": True, "error_model": "numpy"}

@@ -42,7 +42,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._activations import activate
-from ._config import HELPER, PARALLEL
+from ._config import CALLED, HELPER, PARALLEL
 from ._geometry import (
     G_DIL,
     G_ID0,
@@ -98,7 +98,7 @@ def row_source(geom, maps, row):
     return src
 
 
-@njit(**HELPER)
+@njit(**CALLED)
 def virtual_row_table(geom, maps):
     """Per row of the virtual plane (last axis excluded): its flat input offset, -1 for zeros."""
     last = geom.shape[1] - 1
@@ -111,7 +111,7 @@ def virtual_row_table(geom, maps):
     return table
 
 
-@njit(**HELPER)
+@njit(**CALLED)
 def output_row_table(geom):
     """Per output row (last axis excluded): the virtual offset of its first window."""
     last = geom.shape[1] - 1
@@ -135,7 +135,7 @@ def row_origin(geom, row):
     return vo
 
 
-@njit(**HELPER)
+@njit(**CALLED)
 def virtual_cols_cl(xn, rowsrc, geom, maps, c0, ncx, j_lo, j_hi, dst, zero):
     """Channels-last columns ``[j_lo, j_hi)`` of one virtual row, channels ``[c0, c0 + ncx)``.
 
@@ -190,7 +190,7 @@ def virtual_cols_cl(xn, rowsrc, geom, maps, c0, ncx, j_lo, j_hi, dst, zero):
                 blk[j * ncx + c] = src[j]
 
 
-@njit(**HELPER)
+@njit(**CALLED)
 def virtual_plane(xc, geom, maps, vrows, vp, zero):
     """Virtual plane of one input channel ``xc`` (flat), written to ``vp``.
 
@@ -246,7 +246,7 @@ def first_position(geom, q, o):
     return vo
 
 
-@njit(**HELPER)
+@njit(**CALLED)
 def gather_windows(xv, vbase, nc, c0, cg, run, geom, voff, p0, npos, colT, o):
     """``colT[p, t*cg + c]`` = channel ``c0 + c`` at tap ``t`` of the window of output ``p0 + p``.
 
@@ -268,7 +268,7 @@ def gather_windows(xv, vbase, nc, c0, cg, run, geom, voff, p0, npos, colT, o):
         vo = next_position(geom, o, vo)
 
 
-@njit(**HELPER)
+@njit(**CALLED)
 def gather_depthwise(xv, vbase, nc, dwT, mult, geom, voff, p0, npos, colT, o, zero):
     """``colT[p, j]`` = depthwise convolution of the window of output ``p0 + p``.
 
@@ -459,7 +459,7 @@ def panel_gemm(wp, bp, g, m, a, kk, npos, out, n, p0, act):
                 row[p] = activate(row[p], act)
 
 
-@njit(**HELPER)
+@njit(**CALLED)
 def tile_gemm(w, wp, bp, g, m, colT, npos, out, n, p0, bias, act, zero):
     """The reduce + epilogue of one tile: :func:`panel_gemm` when ``wp`` has panels.
 
@@ -564,7 +564,7 @@ def window_gemm(x, w, wp, bp, bias, out, groups, geom, maps, voff, dwT, mult, ac
                           zero)
 
 
-@njit(**HELPER)
+@njit(**CALLED)
 def add_taps(acc, q0, vp, wt, voff, n, assign):
     """``acc[q0 + q] (+)= sum_t wt[t] * vp[q0 + voff[t] + q]`` for ``0 <= q < n``.
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._config import HELPER, PARALLEL
+from ._config import CALLED, HELPER, PARALLEL
 from ._core import padded, virtual_row_table
 from ._geometry import G_DIL, G_VLEN, Tables
 from ._microkernel import MR, VECTOR_BYTES, lanes, panel_block1, panel_block2
@@ -84,7 +84,7 @@ def grad_last(gc, o0, st, mk, j0, nj, dl, y, r0, rs, zero):
         e[j] = -g1
 
 
-@njit(**HELPER)
+@njit(**CALLED)
 def grad_leading(y, d, ld, nt, dst, d0, ds, y1):
     """``A`` along every axis but the last: rows ``2^(d-1) * 4`` of ``y`` to ``4^d``.
 
@@ -113,6 +113,63 @@ def grad_leading(y, d, ld, nt, dst, d0, ds, y1):
         lo_n *= 4
 
 
+@njit(**CALLED)
+def job_grads(gn, d, cnt, cpad, y0, y1, dy, ntr, rmk, roo, ooff, st, mk, j0, nj, dl, zero):
+    """``dY[xi, co, t]`` of a job's tiles: ``A`` along each axis of their ``grad_output``.
+
+    ``gn`` is one image's ``(C_out, L_out)``; ``dy`` is ``(4^d, cpad, cnt)``
+    flat (rows past ``C_out`` stay zero); rows of tiles as
+    :func:`numbaconv._winograd.job_rows` described them.
+    """
+    nlo = ooff.shape[0]
+    for co in range(gn.shape[0]):
+        gc = gn[co]
+        yb = y0 if d > 1 else dy
+        r0 = 0 if d > 1 else co * cnt
+        rs = cnt if d > 1 else cpad * cnt
+        for i in range(ntr):
+            for u in range(nlo):
+                if (rmk[i] >> u) & 1:
+                    grad_last(gc, roo[i] + ooff[u], st, mk, j0, nj, dl, yb,
+                              r0 + 4 * u * rs + i * nj, rs, zero)
+                else:  # a row of outputs no tile of this row owns
+                    for k in range(4):
+                        dst = yb[r0 + (4 * u + k) * rs + i * nj:]
+                        for j in range(nj):
+                            dst[j] = zero
+        if d > 1:
+            grad_leading(y0, d, cnt, cnt, dy, co * cnt, cpad * cnt, y1)
+
+
+@njit(**CALLED)
+def grad_products(dy, v, sc, zb, acc, cnt, cpad, cout, nc):
+    """``acc[xi, c, co] += sum_t dY[xi, co, t] V[xi, t, c]``: the 4^d reductions of a job.
+
+    ``v`` holds ``V`` in panels of the micro-kernel's width (``zb`` a zero
+    bias panel of it), ``sc`` scratch of one ``MR x NR`` block.
+    """
+    nr = zb.shape[0]
+    npc = (nc + nr - 1) // nr
+    wide = nr * v.itemsize > VECTOR_BYTES
+    for xi in range(acc.shape[0]):
+        for q in range(npc):
+            b = v[(xi * npc + q) * cnt * nr:(xi * npc + q + 1) * cnt * nr]
+            ncol = min(nr, nc - q * nr)
+            for c0 in range(0, cout, MR):
+                nrow = min(MR, cout - c0)
+                if wide:
+                    panel_block2(dy, (xi * cpad + c0) * cnt, cnt, b, cnt, zb, sc, 0, MR, nrow,
+                                 ncol)
+                else:
+                    panel_block1(dy, (xi * cpad + c0) * cnt, cnt, b, cnt, zb, sc, 0, MR, nrow,
+                                 ncol)
+                for j in range(ncol):
+                    dst = acc[xi, q * nr + j, c0:c0 + nrow]
+                    src = sc[j * MR:j * MR + nrow]
+                    for i in range(nrow):
+                        dst[i] += src[i]
+
+
 @njit(**PARALLEL)
 def winograd_weight_grad(x, gout, geom, maps, ntax, starts, masks, vrstep, ooff, seg, grp, nr,
                          zero, acc_all):
@@ -129,10 +186,8 @@ def winograd_weight_grad(x, gout, geom, maps, ntax, starts, masks, vrstep, ooff,
     last = d - 1
     npt = 4**d
     nl = vrstep.shape[0]
-    nlo = ooff.shape[0]
     npc = (nc + nr - 1) // nr
     cpad = (cout + MR - 1) // MR * MR
-    wide = nr * x.itemsize > VECTOR_BYTES
     vl = geom[G_VLEN, last]
     dl = geom[G_DIL, last]
     ntl = ntax[last]
@@ -175,43 +230,9 @@ def winograd_weight_grad(x, gout, geom, maps, ntax, starts, masks, vrstep, ooff,
             job_rows(geom, ntax, starts, masks, tr0, ntr, idx, rvo, roo, rmk)
             job_inputs(x[nn], geom, maps, vrows, starts[last], j0, nj, ntr, rvo, vrstep, slab,
                        v, cnt, nr, zero)
-            # dY[xi, co, t]: A along each axis of the tiles' grad_output
-            for co in range(cout):
-                gc = gout[nn, co]
-                yb = y0 if d > 1 else dy
-                r0 = 0 if d > 1 else co * cnt
-                rs = cnt if d > 1 else cpad * cnt
-                for i in range(ntr):
-                    for u in range(nlo):
-                        if (rmk[i] >> u) & 1:
-                            grad_last(gc, roo[i] + ooff[u], starts[last], masks[last], j0, nj,
-                                      dl, yb, r0 + 4 * u * rs + i * nj, rs, zero)
-                        else:
-                            for k in range(4):
-                                dst = yb[r0 + (4 * u + k) * rs + i * nj:]
-                                for j in range(nj):
-                                    dst[j] = zero
-                if d > 1:
-                    grad_leading(y0, d, cnt, cnt, dy, co * cnt, cpad * cnt, y1)
-            # the 4^d products, each a reduction over the job's tiles
-            for xi in range(npt):
-                for q in range(npc):
-                    b = v[(xi * npc + q) * cnt * nr:(xi * npc + q + 1) * cnt * nr]
-                    ncol = min(nr, nc - q * nr)
-                    for c0 in range(0, cout, MR):
-                        nrow = min(MR, cout - c0)
-                        if wide:
-                            panel_block2(dy, (xi * cpad + c0) * cnt, cnt, b, cnt, zb, sc, 0, MR,
-                                         nrow, ncol)
-                        else:
-                            panel_block1(dy, (xi * cpad + c0) * cnt, cnt, b, cnt, zb, sc, 0, MR,
-                                         nrow, ncol)
-                        for j in range(ncol):
-                            dst = acc[xi, q * nr + j, c0:c0 + nrow]
-                            src = sc[j * MR:j * MR + nrow]
-                            for i in range(nrow):
-                                dst[i] += src[i]
-
+            job_grads(gout[nn], d, cnt, cpad, y0, y1, dy, ntr, rmk, roo, ooff, starts[last],
+                      masks[last], j0, nj, dl, zero)
+            grad_products(dy, v, sc, zb, acc, cnt, cpad, cout, nc)
 
 def weight_gradient(x3: np.ndarray, g3: np.ndarray, tab: Tables, workers: int) -> np.ndarray:
     """The weight gradient ``(C_out, C_in, 3, ..., 3)`` of a convolution on the Winograd path.

@@ -349,6 +349,8 @@ def format_table(rows: list[Row], info: dict) -> str:
                f"numpy sgemm {info['numpy_sgemm_gflops']} GFLOP/s in this run; "
                f"numba {info['numba']}, numpy {info['numpy']}, torch {info['torch']}")
     out.append("ratio = " + info["ratio"])
+    out.append("GFLOP/s = the direct algorithm's multiply-adds per second (3x3 convolutions at "
+               "stride 1 run Winograd F(2,3), which does fewer)")
     return "\n".join(out)
 
 

@@ -155,7 +155,7 @@ def weight_gradient(xb: np.ndarray, gb: np.ndarray, win: Window, groups: int,
     g3 = to_kernel(gb, cdt).reshape(nimg, cout, -1)
     zero = cdt.type(0)
     workers = numba.get_num_threads()
-    if _winograd.usable(tab, groups, cin, cout, cdt):
+    if _winograd.usable(tab, groups, cin, cout):
         return _winograd_grad.weight_gradient(x3, g3, tab, workers)
     if m < _MIN_GEMM_ROWS:
         dw = np.empty((cout, cg * ntap), cdt)

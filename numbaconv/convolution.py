@@ -149,7 +149,7 @@ def run_window(
         _core.window_direct(x3, to_kernel(w2, cdt).reshape(cout, -1), b, out3, groups,
                             tab.geom, tab.maps, tab.voff, act, zero, workers)
         return out.astype(rdt, copy=False)
-    if dw is None and _winograd.usable(tab, groups, cin, cout, cdt):
+    if dw is None and _winograd.usable(tab, groups, cin, cout):
         wf = w2.reshape(cout, ntap, cin).transpose(0, 2, 1) if tap_major else w2
         _winograd.winograd(x3, wf.reshape((cout, cin) + tuple(tab.geom[G_K])), b, out3, tab, act,
                            workers)

@@ -9,9 +9,10 @@ import sys
 import numpy as np
 
 import numbaconv
-from numbaconv import _core, _deform_kernels
+from numbaconv import _core, _deform_kernels, _winograd, _winograd_grad
 
-KERNELS = (_core.window_gemm, _core.window_direct, _deform_kernels.window_deform)
+KERNELS = (_core.window_gemm, _core.window_direct, _deform_kernels.window_deform,
+           _winograd.winograd_conv, _winograd_grad.winograd_weight_grad)
 
 
 def _in_fresh_process(code: str) -> dict:
@@ -37,6 +38,10 @@ def test_specialisations_do_not_grow_with_rank():
             numbaconv.depthwise_conv(x, np.ones((4, 1) + (2,) * d, np.float32))  # direct
             numbaconv.conv(x[0], np.ones((8, 4) + (3,) * d, np.float32), padding="same",
                            padding_mode="reflect", stride=2, activation="gelu")
+            if d in (2, 3):  # Winograd, forward and weight gradient
+                xw = np.ones((1, 16) + (4,) * d, np.float32)
+                w3 = np.ones((16, 16) + (3,) * d, np.float32)
+                numbaconv.conv_backward(numbaconv.conv(xw, w3, padding=1), xw, w3, padding=1)
             off = np.zeros((1, d * 2 ** d) + (5,) * d, np.float32)
             numbaconv.deform_conv(x, off, np.ones((8, 4) + (2,) * d, np.float32), padding=1,
                                   mask=off[:, : 2 ** d] if d % 2 else None)

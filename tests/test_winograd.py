@@ -1,7 +1,8 @@
 """The Winograd F(2, 3) path of 3-wide kernels at stride 1, against the independent reference.
 
-:func:`numbaconv._winograd.usable` sends these convolutions there (16 or more
-channels in and out, one group); each test checks that it was taken.
+:func:`numbaconv._winograd.usable` sends these convolutions there (2-D and
+3-D, 16 or more channels in and out, one group); each test checks whether it
+was taken. 1-D cases check that the tile GEMM kept them.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def test_matches_reference(rng, calls, d, mode, dtype):
     b = rng.standard_normal(17).astype(dtype)
     kw = dict(padding=padding, dilation=dilation, padding_mode=mode, activation="leaky_relu")
     y = numbaconv.conv(x, w, b, **kw)
-    assert calls[0] == 1
+    assert calls[0] == int(d > 1)
     assert y.dtype == dtype
     assert_close(y, conv_ref(x, w, b, **kw), dtype)
 
@@ -80,7 +81,8 @@ def test_backward_matches_reference(rng, calls, grad_calls, d, mode, dtype):
     g = rng.standard_normal(numbaconv.conv(x, w, **kw).shape).astype(dtype)
     calls[0] = 0
     grads = numbaconv.conv_backward(g, x, w, **kw)
-    assert grad_calls[0] == 1 and calls[0] == 1  # other modes: onto the padded input, folded
+    # other modes: onto the padded input, then folded
+    assert grad_calls[0] == calls[0] == int(d > 1)
     assert grads.weight.dtype == dtype
     assert_close(grads.weight, conv_weight_grad_ref(x, g, (3,) * d, **kw), dtype)
     # the input gradient by linearity: <conv(x'), g> = <x', grad> for a random x'
@@ -89,10 +91,10 @@ def test_backward_matches_reference(rng, calls, grad_calls, d, mode, dtype):
                                rtol=1e-4 if dtype == np.float32 else 1e-10)
 
 
-@pytest.mark.parametrize("d", [1, 2])
+@pytest.mark.parametrize("d", [2, 3])
 def test_many_jobs_and_unbatched(rng, calls, d):
     """Long last axes (several segments of tiles per row) and many rows of tiles."""
-    shape = (300,) if d == 1 else (37, 150)
+    shape = (37, 150) if d == 2 else (5, 9, 150)
     x = rng.standard_normal((3, 20) + shape).astype(np.float32)
     w = rng.standard_normal((40, 20) + (3,) * d).astype(np.float32)
     y = numbaconv.conv(x, w, padding="same")

@@ -212,6 +212,7 @@ for dt in (np.float32, np.float64):
     x = np.ones((1, 4, 8, 8), dt)
     numbaconv.conv(x, np.ones((8, 4, 3, 3), dt))
     numbaconv.depthwise_conv(x, np.ones((4, 1, 3, 3), dt))
+    numbaconv.conv(np.ones((1, 16, 8, 8), dt), np.ones((16, 16, 3, 3), dt))  # Winograd
 """
 
 
