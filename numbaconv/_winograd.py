@@ -37,7 +37,7 @@ from numba import njit, prange
 
 from ._activations import activate
 from ._config import CALLED, FASTMATH, HELPER, PARALLEL
-from ._core import padded, virtual_cols_cl, virtual_row_table
+from ._core import next_row, padded, virtual_cols_cl, virtual_row_table
 from ._geometry import G_DIL, G_K, G_OUT, G_STRIDE, G_VLEN, G_VSTR, Tables
 from ._microkernel import MR, VECTOR_BYTES, pack_panels, panel_block1, panel_block2
 
@@ -281,14 +281,41 @@ def output_last(y, r0, rs, oc, o0, st, mk, j0, nj, dl, b, act):
                 dst[j] = activate(dst[j], act)
     else:
         nfull = 0
+    base = oc[o0 + st[j0]:]  # a view: the offsets below are non-negative
+    sj = st[j0:j0 + nj]
+    mj = mk[j0:j0 + nj]
     for j in range(nfull, nj):
         bj = bb[j]
         cj = c[j]
-        s = st[j0 + j]
-        if mk[j0 + j] & 1:
-            oc[o0 + s] = activate(a[j] + bj + cj + b, act)
-        if mk[j0 + j] & 2:
-            oc[o0 + s + dl] = activate(bj - cj - e[j] + b, act)
+        s = sj[j] - sj[0]
+        if mj[j] & 1:
+            base[s] = activate(a[j] + bj + cj + b, act)
+        if mj[j] & 2:
+            base[s + dl] = activate(bj - cj - e[j] + b, act)
+
+
+@njit(**CALLED)
+def jobs_per_image(ntax, seg, grp):
+    """Jobs of ``grp`` rows of tiles times ``seg`` tiles of the last axis, per image."""
+    last = ntax.shape[0] - 1
+    nrow_t = 1
+    for a in range(last):
+        nrow_t *= ntax[a]
+    return (nrow_t + grp - 1) // grp * ((ntax[last] + seg - 1) // seg)
+
+
+@njit(**CALLED)
+def job_span(job, ntax, seg, grp):
+    """``(image, first row of tiles, rows, first tile of the last axis, tiles)`` of a job."""
+    last = ntax.shape[0] - 1
+    nrow_t = 1
+    for a in range(last):
+        nrow_t *= ntax[a]
+    nseg = (ntax[last] + seg - 1) // seg
+    per_img = (nrow_t + grp - 1) // grp * nseg
+    tr0 = (job % per_img) // nseg * grp
+    j0 = (job % nseg) * seg
+    return job // per_img, tr0, min(grp, nrow_t - tr0), j0, min(seg, ntax[last] - j0)
 
 
 @njit(**CALLED)
@@ -325,13 +352,7 @@ def job_rows(geom, ntax, starts, masks, tr0, ntr, idx, rvo, roo, rmk):
         rvo[i] = vo
         roo[i] = oo
         rmk[i] = mk
-        a = last - 1
-        while a >= 0:
-            idx[a] += 1
-            if idx[a] < ntax[a]:
-                break
-            idx[a] = 0
-            a -= 1
+        next_row(ntax, idx, last)
 
 
 @njit(**CALLED)
@@ -430,12 +451,7 @@ def winograd_conv(x, up, bz, bias, out, geom, maps, ntax, starts, masks, vrstep,
     nl = vrstep.shape[0]  # 4^(d-1)
     vl = geom[G_VLEN, last]
     dl = geom[G_DIL, last]
-    ntl = ntax[last]
-    nrow_t = 1
-    for a in range(last):
-        nrow_t *= ntax[a]
-    nseg = (ntl + seg - 1) // seg
-    per_img = (nrow_t + grp - 1) // grp * nseg
+    per_img = jobs_per_image(ntax, seg, grp)
     rows = (grp * seg + MR - 1) // MR * MR
     nw = max(min(workers, nimg * per_img), 1)
     vrows = virtual_row_table(geom, maps)
@@ -455,11 +471,7 @@ def winograd_conv(x, up, bz, bias, out, geom, maps, ntax, starts, masks, vrstep,
         rmk = tr_all[wk, 2]
         idx = idx_all[wk]
         for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
-            nn = job // per_img
-            tr0 = (job % per_img) // nseg * grp
-            ntr = min(grp, nrow_t - tr0)
-            j0 = (job % nseg) * seg
-            nj = min(seg, ntl - j0)
+            nn, tr0, ntr, j0, nj = job_span(job, ntax, seg, grp)
             cnt = ntr * nj
             job_rows(geom, ntax, starts, masks, tr0, ntr, idx, rvo, roo, rmk)
             job_inputs(x[nn], geom, maps, vrows, starts[last], j0, nj, ntr, rvo, vrstep, slab,
@@ -482,7 +494,13 @@ class TilePlan(NamedTuple):
 
 
 def tile_plan(geom: np.ndarray, tiles: int) -> TilePlan:
-    """The tiles of a window's output (:func:`axis_tiles`), about ``tiles`` a job."""
+    """The tiles of a window's output (:func:`axis_tiles`), about ``tiles`` a job (cached)."""
+    return _tile_plan(geom.tobytes(), geom.shape, tiles)
+
+
+@functools.lru_cache(maxsize=64)
+def _tile_plan(key: bytes, shape: tuple[int, int], tiles: int) -> TilePlan:
+    geom = np.frombuffer(key, np.int64).reshape(shape)
     d = geom.shape[1]
     out_shape = tuple(int(n) for n in geom[G_OUT])
     dil = tuple(int(s) for s in geom[G_DIL])

@@ -24,7 +24,15 @@ from ._config import CALLED, HELPER, PARALLEL
 from ._core import padded, virtual_row_table
 from ._geometry import G_DIL, G_VLEN, Tables
 from ._microkernel import MR, VECTOR_BYTES, lanes, panel_block1, panel_block2
-from ._winograd import _kron_g, job_inputs, job_rows, kron_rows, tile_plan
+from ._winograd import (
+    _kron_g,
+    job_inputs,
+    job_rows,
+    job_span,
+    jobs_per_image,
+    kron_rows,
+    tile_plan,
+)
 
 #: tiles per job: the reduction of each product is this long
 _TILES = 128
@@ -190,12 +198,7 @@ def winograd_weight_grad(x, gout, geom, maps, ntax, starts, masks, vrstep, ooff,
     cpad = (cout + MR - 1) // MR * MR
     vl = geom[G_VLEN, last]
     dl = geom[G_DIL, last]
-    ntl = ntax[last]
-    nrow_t = 1
-    for a in range(last):
-        nrow_t *= ntax[a]
-    nseg = (ntl + seg - 1) // seg
-    per_img = (nrow_t + grp - 1) // grp * nseg
+    per_img = jobs_per_image(ntax, seg, grp)
     rows = grp * seg
     nw = acc_all.shape[0]
     vrows = virtual_row_table(geom, maps)
@@ -221,11 +224,7 @@ def winograd_weight_grad(x, gout, geom, maps, ntax, starts, masks, vrstep, ooff,
         idx = idx_all[wk]
         acc = acc_all[wk]
         for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
-            nn = job // per_img
-            tr0 = (job % per_img) // nseg * grp
-            ntr = min(grp, nrow_t - tr0)
-            j0 = (job % nseg) * seg
-            nj = min(seg, ntl - j0)
+            nn, tr0, ntr, j0, nj = job_span(job, ntax, seg, grp)
             cnt = ntr * nj
             job_rows(geom, ntax, starts, masks, tr0, ntr, idx, rvo, roo, rmk)
             job_inputs(x[nn], geom, maps, vrows, starts[last], j0, nj, ntr, rvo, vrstep, slab,
@@ -233,6 +232,7 @@ def winograd_weight_grad(x, gout, geom, maps, ntax, starts, masks, vrstep, ooff,
             job_grads(gout[nn], d, cnt, cpad, y0, y1, dy, ntr, rmk, roo, ooff, starts[last],
                       masks[last], j0, nj, dl, zero)
             grad_products(dy, v, sc, zb, acc, cnt, cpad, cout, nc)
+
 
 def weight_gradient(x3: np.ndarray, g3: np.ndarray, tab: Tables, workers: int) -> np.ndarray:
     """The weight gradient ``(C_out, C_in, 3, ..., 3)`` of a convolution on the Winograd path.
