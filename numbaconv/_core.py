@@ -32,7 +32,8 @@ same pattern of flat offsets (``voff``), with no bounds checks.
 Rules followed (``shared/GUIDE.md`` section 3): one ``prange`` per parallel
 step over worker slots (``workers``: ``numba.get_num_threads()`` of the
 caller), each worker with a contiguous block of jobs, its own scratch and
-disjoint output tiles; helpers are plain inlined ``@njit``; float32 stays
+disjoint output tiles; small helpers are inlined ``@njit``, larger ones
+(a row, a tile) compiled on their own (``_config.CALLED``); float32 stays
 float32 in the hot loops.
 """
 

@@ -10,15 +10,19 @@ many channels the multiplications are ``4^d`` matrix products, one per point
 ``xi`` of the transformed tile, ``V_xi (tiles, C_in) @ U_xi (C_in, C_out)``:
 exactly the micro-kernel's shape (:mod:`numbaconv._microkernel`).
 
-:func:`winograd_conv` is a job per (image, block of ``nt`` tiles), all in the
-worker's cache: the input transform of the block's tiles read from the
-channels-last virtual plane (:mod:`numbaconv._core`, so every padding mode is
-the same code), ``4^d`` micro-kernel products against the transformed weights
-(packed once per call), and the output transform with the bias, the
-activation and the write-out. Dilation ``s`` spaces a tile's samples and
-outputs ``s`` apart. Tiles are laid out per axis by :func:`axis_tiles`: where
-an axis has an odd leftover, the last tile steps back and writes only its
-second output, so every output is written by exactly one tile.
+:func:`winograd_conv` has a job per (image, rows of tiles along the leading
+axes, segment of tiles along the last), all in the worker's cache: the input
+transform of its tiles (:func:`job_inputs`: the virtual rows they read, built
+channels-last by :mod:`numbaconv._core`'s row builder, so every padding mode
+is the same code; ``B^T`` along the leading axes on whole rows, along the
+last per tile), ``4^d`` micro-kernel products against the transformed weights
+(packed once per call, :func:`point_products`), and the output transform with
+the bias, the activation and the write-out (:func:`job_outputs`). In 1-D the
+tile GEMM is faster, so :func:`usable` keeps this path to 2-D and 3-D.
+Dilation ``s`` spaces a tile's samples and outputs ``s`` apart. Tiles are
+laid out per axis by :func:`axis_tiles`: where an axis has an odd leftover,
+the last tile steps back and writes only its second output, so every output
+is written by exactly one tile.
 
 The transforms (Lavin and Gray, 2016), exact in binary floating point::
 
