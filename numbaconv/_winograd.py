@@ -259,6 +259,22 @@ def output_leading(mm, co, cout, ld, nt, d, y0, y1):
 
 
 @njit(**HELPER)
+def paired_tiles(st, mk, j0, nj, dl):
+    """How many of tiles ``j0 .. j0 + nj`` (from the first) own both outputs, side by side.
+
+    Their outputs are then one contiguous run of interleaved pairs: the fast
+    path of :func:`output_last` and ``_winograd_grad.grad_last``. 0 when the
+    run does not apply (dilation, or starts not 2 apart).
+    """
+    nfull = nj
+    while nfull > 0 and mk[j0 + nfull - 1] != 3:
+        nfull -= 1
+    if nfull > 0 and dl == 1 and st[j0 + nfull - 1] - st[j0] == 2 * (nfull - 1):
+        return nfull
+    return 0
+
+
+@njit(**HELPER)
 def output_last(y, r0, rs, oc, o0, st, mk, j0, nj, dl, b, act):
     """``A^T`` along the last axis into the output, plus bias and activation.
 
@@ -270,21 +286,16 @@ def output_last(y, r0, rs, oc, o0, st, mk, j0, nj, dl, b, act):
     bb = y[r0 + rs:r0 + rs + nj]
     c = y[r0 + 2 * rs:r0 + 2 * rs + nj]
     e = y[r0 + 3 * rs:r0 + 3 * rs + nj]
-    nfull = nj
-    while nfull > 0 and mk[j0 + nfull - 1] != 3:
-        nfull -= 1
-    if nfull > 0 and dl == 1 and st[j0 + nfull - 1] - st[j0] == 2 * (nfull - 1):
-        dst = oc[o0 + st[j0]:o0 + st[j0] + 2 * nfull]  # interleaved pairs
-        for j in range(nfull):
-            bj = bb[j]
-            cj = c[j]
-            dst[2 * j] = a[j] + bj + cj + b
-            dst[2 * j + 1] = bj - cj - e[j] + b
-        if act != 0:
-            for j in range(2 * nfull):
-                dst[j] = activate(dst[j], act)
-    else:
-        nfull = 0
+    nfull = paired_tiles(st, mk, j0, nj, dl)
+    dst = oc[o0 + st[j0]:o0 + st[j0] + 2 * nfull]  # interleaved pairs
+    for j in range(nfull):
+        bj = bb[j]
+        cj = c[j]
+        dst[2 * j] = a[j] + bj + cj + b
+        dst[2 * j + 1] = bj - cj - e[j] + b
+    if act != 0:
+        for j in range(2 * nfull):
+            dst[j] = activate(dst[j], act)
     base = oc[o0 + st[j0]:]  # a view: the offsets below are non-negative
     sj = st[j0:j0 + nj]
     mj = mk[j0:j0 + nj]

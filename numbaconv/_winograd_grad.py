@@ -31,6 +31,7 @@ from ._winograd import (
     job_span,
     jobs_per_image,
     kron_rows,
+    paired_tiles,
     tile_plan,
 )
 
@@ -68,20 +69,15 @@ def grad_last(gc, o0, st, mk, j0, nj, dl, y, r0, rs, zero):
     b = y[r0 + rs:r0 + rs + nj]
     c = y[r0 + 2 * rs:r0 + 2 * rs + nj]
     e = y[r0 + 3 * rs:r0 + 3 * rs + nj]
-    nfull = nj
-    while nfull > 0 and mk[j0 + nfull - 1] != 3:
-        nfull -= 1
-    if nfull > 0 and dl == 1 and st[j0 + nfull - 1] - st[j0] == 2 * (nfull - 1):
-        src = gc[o0 + st[j0]:o0 + st[j0] + 2 * nfull]  # interleaved pairs
-        for j in range(nfull):
-            g0 = src[2 * j]
-            g1 = src[2 * j + 1]
-            a[j] = g0
-            b[j] = g0 + g1
-            c[j] = g0 - g1
-            e[j] = -g1
-    else:
-        nfull = 0
+    nfull = paired_tiles(st, mk, j0, nj, dl)
+    src = gc[o0 + st[j0]:o0 + st[j0] + 2 * nfull]  # interleaved pairs
+    for j in range(nfull):
+        g0 = src[2 * j]
+        g1 = src[2 * j + 1]
+        a[j] = g0
+        b[j] = g0 + g1
+        c[j] = g0 - g1
+        e[j] = -g1
     for j in range(nfull, nj):
         s = st[j0 + j]
         g0 = gc[o0 + s] if mk[j0 + j] & 1 else zero
