@@ -260,39 +260,56 @@ def output_leading(mm, co, cout, ld, nt, d, y0, y1):
 
 @njit(**HELPER)
 def paired_tiles(st, mk, j0, nj, dl):
-    """How many of tiles ``j0 .. j0 + nj`` (from the first) own both outputs, side by side.
+    """How many of tiles ``j0 .. j0 + nj`` (from the first) own both outputs, in whole blocks.
 
-    Their outputs are then one contiguous run of interleaved pairs: the fast
-    path of :func:`output_last` and ``_winograd_grad.grad_last``. 0 when the
-    run does not apply (dilation, or starts not 2 apart).
+    A block is ``dl`` tiles with consecutive starts ``s .. s + dl - 1`` (``s`` a
+    multiple of ``2 dl``): their outputs are the ``2 dl`` contiguous outputs
+    from ``s``, first the tiles' first outputs, then their second (for
+    ``dl == 1``, interleaved pairs). The fast path of :func:`output_last` and
+    ``_winograd_grad.grad_last``; 0 when the layout does not apply.
     """
     nfull = nj
     while nfull > 0 and mk[j0 + nfull - 1] != 3:
         nfull -= 1
-    if nfull > 0 and dl == 1 and st[j0 + nfull - 1] - st[j0] == 2 * (nfull - 1):
+    nfull -= nfull % dl
+    if (nfull > 0 and st[j0] % dl == 0
+            and st[j0 + nfull - 1] - st[j0] == 2 * dl * (nfull // dl - 1) + dl - 1):
         return nfull
     return 0
 
 
 @njit(**HELPER)
-def output_last(y, r0, rs, oc, o0, st, mk, j0, nj, dl, b, act):
+def output_last(y, r0, rs, oc, o0, st, mk, j0, nj, nfull, dl, b, act):
     """``A^T`` along the last axis into the output, plus bias and activation.
 
     Tiles ``j0 .. j0 + nj`` of one row of tiles: their 4 rows of sums
     ``y[r0 + i*rs + j]``; outputs from ``oc[o0]`` at the last axis' tile
-    starts ``st`` with write masks ``mk``.
+    starts ``st`` with write masks ``mk``; the first ``nfull`` tiles are
+    :func:`paired_tiles`.
     """
     a = y[r0:r0 + nj]
     bb = y[r0 + rs:r0 + rs + nj]
     c = y[r0 + 2 * rs:r0 + 2 * rs + nj]
     e = y[r0 + 3 * rs:r0 + 3 * rs + nj]
-    nfull = paired_tiles(st, mk, j0, nj, dl)
-    dst = oc[o0 + st[j0]:o0 + st[j0] + 2 * nfull]  # interleaved pairs
-    for j in range(nfull):
-        bj = bb[j]
-        cj = c[j]
-        dst[2 * j] = a[j] + bj + cj + b
-        dst[2 * j + 1] = bj - cj - e[j] + b
+    dst = oc[o0 + st[j0]:o0 + st[j0] + 2 * nfull]  # whole blocks of 2 dl outputs
+    if dl == 1:  # interleaved pairs
+        for j in range(nfull):
+            bj = bb[j]
+            cj = c[j]
+            dst[2 * j] = a[j] + bj + cj + b
+            dst[2 * j + 1] = bj - cj - e[j] + b
+    else:
+        off = 0  # tile j of a block writes dst[j + off] and dst[j + off + dl]
+        r = 0
+        for j in range(nfull):  # one flat loop: short inner loops cost more (NOTES 38)
+            bj = bb[j]
+            cj = c[j]
+            dst[j + off] = a[j] + bj + cj + b
+            dst[j + off + dl] = bj - cj - e[j] + b
+            r += 1
+            if r == dl:
+                r = 0
+                off += dl
     if act != 0:
         for j in range(2 * nfull):
             dst[j] = activate(dst[j], act)
@@ -436,6 +453,7 @@ def job_outputs(mm, orow, bias, cout, rows, cnt, d, y0, y1, ntr, rmk, roo, ooff,
     """
     nlo = ooff.shape[0]
     ystep = cout * rows if d == 1 else rows
+    nfull = paired_tiles(st, mk, j0, nj, dl)
     for co in range(cout):
         y = output_leading(mm, co, cout, rows, cnt, d, y0, y1)
         yb = co * rows if d == 1 else 0
@@ -443,7 +461,7 @@ def job_outputs(mm, orow, bias, cout, rows, cnt, d, y0, y1, ntr, rmk, roo, ooff,
             for u in range(nlo):
                 if (rmk[i] >> u) & 1:
                     output_last(y, yb + 4 * u * ystep + i * nj, ystep, orow[co], roo[i] + ooff[u],
-                                st, mk, j0, nj, dl, bias[co], act)
+                                st, mk, j0, nj, nfull, dl, bias[co], act)
 
 
 @njit(**PARALLEL)
@@ -527,8 +545,10 @@ def _tile_plan(key: bytes, shape: tuple[int, int], tiles: int) -> TilePlan:
     corners = np.array(list(np.ndindex((2,) * (d - 1)))).reshape(2 ** (d - 1), d - 1)
     ooff = (corners * (np.array(dil[:-1]) * ostr[:-1])).sum(axis=1)
     seg = min(int(ntax[-1]), tiles)
+    # rows of tiles per job: about ``tiles`` tiles in all, rounded to the nearest (a
+    # 33-tile row makes 66, not 33 padded to 40 micro-kernel rows)
     return TilePlan(ntax, starts, masks, vrstep.astype(np.int64), ooff.astype(np.int64), seg,
-                    max(1, tiles // seg))
+                    max(1, round(tiles / seg)))
 
 
 def winograd(x3: np.ndarray, w: np.ndarray, bias: np.ndarray, out3: np.ndarray, tab: Tables,

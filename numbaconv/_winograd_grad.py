@@ -58,26 +58,41 @@ def grad_line(src, s0, ss, dst, d0, ds, n):
 
 
 @njit(**HELPER)
-def grad_last(gc, o0, st, mk, j0, nj, dl, y, r0, rs, zero):
+def grad_last(gc, o0, st, mk, j0, nj, nfull, dl, y, r0, rs, zero):
     """``A`` along the last axis: tiles ``j0 .. j0 + nj`` of one row of tiles, from ``gc``.
 
     The tiles' outputs start at ``gc[o0 + st[j]]`` (``dl`` apart); an output
-    a tile does not own (``mk``) counts as zero. Writes 4 rows
+    a tile does not own (``mk``) counts as zero; the first ``nfull`` tiles
+    are :func:`numbaconv._winograd.paired_tiles`. Writes 4 rows
     ``y[r0 + i*rs + j]``.
     """
     a = y[r0:r0 + nj]
     b = y[r0 + rs:r0 + rs + nj]
     c = y[r0 + 2 * rs:r0 + 2 * rs + nj]
     e = y[r0 + 3 * rs:r0 + 3 * rs + nj]
-    nfull = paired_tiles(st, mk, j0, nj, dl)
-    src = gc[o0 + st[j0]:o0 + st[j0] + 2 * nfull]  # interleaved pairs
-    for j in range(nfull):
-        g0 = src[2 * j]
-        g1 = src[2 * j + 1]
-        a[j] = g0
-        b[j] = g0 + g1
-        c[j] = g0 - g1
-        e[j] = -g1
+    src = gc[o0 + st[j0]:o0 + st[j0] + 2 * nfull]  # whole blocks of 2 dl outputs
+    if dl == 1:  # interleaved pairs
+        for j in range(nfull):
+            g0 = src[2 * j]
+            g1 = src[2 * j + 1]
+            a[j] = g0
+            b[j] = g0 + g1
+            c[j] = g0 - g1
+            e[j] = -g1
+    else:
+        off = 0  # tile j of a block reads src[j + off] and src[j + off + dl]
+        r = 0
+        for j in range(nfull):  # one flat loop: short inner loops cost more (NOTES 38)
+            g0 = src[j + off]
+            g1 = src[j + off + dl]
+            a[j] = g0
+            b[j] = g0 + g1
+            c[j] = g0 - g1
+            e[j] = -g1
+            r += 1
+            if r == dl:
+                r = 0
+                off += dl
     for j in range(nfull, nj):
         s = st[j0 + j]
         g0 = gc[o0 + s] if mk[j0 + j] & 1 else zero
@@ -126,6 +141,7 @@ def job_grads(gn, d, cnt, cpad, y0, y1, dy, ntr, rmk, roo, ooff, st, mk, j0, nj,
     :func:`numbaconv._winograd.job_rows` described them.
     """
     nlo = ooff.shape[0]
+    nfull = paired_tiles(st, mk, j0, nj, dl)
     for co in range(gn.shape[0]):
         gc = gn[co]
         yb = y0 if d > 1 else dy
@@ -134,7 +150,7 @@ def job_grads(gn, d, cnt, cpad, y0, y1, dy, ntr, rmk, roo, ooff, st, mk, j0, nj,
         for i in range(ntr):
             for u in range(nlo):
                 if (rmk[i] >> u) & 1:
-                    grad_last(gc, roo[i] + ooff[u], st, mk, j0, nj, dl, yb,
+                    grad_last(gc, roo[i] + ooff[u], st, mk, j0, nj, nfull, dl, yb,
                               r0 + 4 * u * rs + i * nj, rs, zero)
                 else:  # a row of outputs no tile of this row owns
                     for k in range(4):
