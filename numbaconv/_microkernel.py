@@ -57,113 +57,185 @@ def _splat(builder, value, vty):
                                               [0] * vty.count))
 
 
-def _block_intrinsic(nv: int):
+def _block_codegen(nv: int, rows_out: bool):
+    """LLVM IR of the micro-kernel with panels ``nv`` vectors wide.
+
+    The arguments are ``(a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow,
+    ncol)``. The loop is the same for both layouts; the epilogue writes the
+    sums of row ``i`` and panel column ``j`` to ``out[o_off + j*ldo + i]``
+    plus ``bias[j]`` (columns are channels: :func:`panel_block1`), or with
+    ``rows_out`` to ``out[o_off + i*ldo + j]`` plus ``bias[i]`` (rows are
+    channels, columns positions: :func:`row_block1`).
+    """
+
+    def codegen(context, builder, sig, args):
+        i64 = ir.IntType(64)
+        aty, bty, biasty, outty = sig.args[0], sig.args[3], sig.args[5], sig.args[6]
+        a_v, b_v, bias_v, out_v = args[0], args[3], args[5], args[6]
+        off_v, ld_v, kk_v, o_off_v, ldo_v, nrow_v, ncol_v = (
+            context.cast(builder, args[i], sig.args[i], types.int64)
+            for i in (1, 2, 4, 7, 8, 9, 10))
+        fty = context.get_value_type(aty.dtype)
+        size = context.get_abi_sizeof(fty)
+        vl = VECTOR_BYTES // size
+        nr = nv * vl
+        vty = ir.VectorType(fty, vl)
+        vptr = vty.as_pointer()
+        ap = builder.gep(context.make_array(aty)(context, builder, a_v).data, [off_v])
+        bp = context.make_array(bty)(context, builder, b_v).data
+        biasp = context.make_array(biasty)(context, builder, bias_v).data
+        outp = context.make_array(outty)(context, builder, out_v).data
+        suffix = ("v%df32" if size == 4 else "v%df64") % vl
+        fmuladd = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vty, [vty] * 3), "llvm.fmuladd." + suffix)
+        zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * vl)
+        rows = [builder.gep(ap, [builder.mul(ld_v, ir.Constant(i64, i))]) for i in range(MR)]
+
+        entry = builder.basic_block
+        loop = builder.append_basic_block("panel.loop")
+        done = builder.append_basic_block("panel.done")
+        builder.cbranch(builder.icmp_signed(">", kk_v, ir.Constant(i64, 0)), loop, done)
+
+        # for k in range(kk): acc[i][v] += a[i, k] * b[k, v*vl:(v+1)*vl]
+        builder.position_at_end(loop)
+        k = builder.phi(i64)
+        acc = [[builder.phi(vty) for _ in range(nv)] for _ in range(MR)]
+        bk = builder.gep(bp, [builder.mul(k, ir.Constant(i64, nr))])
+        bv = [builder.load(builder.bitcast(builder.gep(bk, [ir.Constant(i64, v * vl)]),
+                                           vptr), align=size) for v in range(nv)]
+        new = []
+        for i in range(MR):
+            s = _splat(builder, builder.load(builder.gep(rows[i], [k])), vty)
+            new.append([builder.call(fmuladd, [s, bv[v], acc[i][v]]) for v in range(nv)])
+        k1 = builder.add(k, ir.Constant(i64, 1))
+        k.add_incoming(ir.Constant(i64, 0), entry)
+        k.add_incoming(k1, loop)
+        for i in range(MR):
+            for v in range(nv):
+                acc[i][v].add_incoming(zero, entry)
+                acc[i][v].add_incoming(new[i][v], loop)
+        builder.cbranch(builder.icmp_signed("<", k1, kk_v), loop, done)
+
+        builder.position_at_end(done)
+        res = [[builder.phi(vty) for _ in range(nv)] for _ in range(MR)]
+        for i in range(MR):
+            for v in range(nv):
+                res[i][v].add_incoming(zero, entry)
+                res[i][v].add_incoming(new[i][v], loop)
+        (_rows_epilogue if rows_out else _cols_epilogue)(
+            builder, res, biasp, outp, o_off_v, ldo_v, nrow_v, ncol_v, fty, vl, nv, size, suffix)
+        return context.get_dummy_value()
+
+    return codegen
+
+
+def _masked_store(builder, n, fty, suffix):
+    """The ``llvm.masked.store`` of ``n`` elements of ``fty``."""
+    cty = ir.VectorType(fty, n)
+    return cgutils.get_or_insert_function(
+        builder.module,
+        ir.FunctionType(ir.VoidType(), [cty, cty.as_pointer(), ir.IntType(32),
+                                        ir.VectorType(ir.IntType(1), n)]),
+        f"llvm.masked.store.v{n}{suffix[suffix.index('f'):]}.p0")
+
+
+def _cols_epilogue(builder, res, biasp, outp, o_off_v, ldo_v, nrow_v, ncol_v, fty, vl, nv,
+                   size, suffix):
+    """``out[o_off + j*ldo + i] = res[i][j] + bias[j]`` for ``i < nrow``, ``j < ncol``.
+
+    The sums' lanes are channels, so each channel's ``MR`` positions are
+    collected into a vector (LLVM turns the lane moves into a transpose) and
+    written with one masked store.
+    """
+    i64 = ir.IntType(64)
+    vptr = ir.VectorType(fty, vl).as_pointer()
+    cty = ir.VectorType(fty, MR)
+    mty = ir.VectorType(ir.IntType(1), MR)
+    store = _masked_store(builder, MR, fty, suffix)
+    rows_ok = builder.icmp_signed("<", ir.Constant(ir.VectorType(i64, MR), list(range(MR))),
+                                  _splat(builder, nrow_v, ir.VectorType(i64, MR)))
+    no_rows = ir.Constant(mty, [0] * MR)
+    align = ir.Constant(ir.IntType(32), size)
+    orow = builder.gep(outp, [o_off_v])
+    for v in range(nv):
+        bias_vec = builder.load(builder.bitcast(
+            builder.gep(biasp, [ir.Constant(i64, v * vl)]), vptr), align=size)
+        sums = [builder.fadd(res[i][v], bias_vec) for i in range(len(res))]
+        for lane in range(vl):
+            j = v * vl + lane
+            col = ir.Constant(cty, ir.Undefined)
+            for i in range(MR):
+                x = builder.extract_element(sums[i], ir.Constant(ir.IntType(32), lane))
+                col = builder.insert_element(col, x, ir.Constant(ir.IntType(32), i))
+            dst = builder.gep(orow, [builder.mul(ldo_v, ir.Constant(i64, j))])
+            ok = builder.select(builder.icmp_signed("<", ir.Constant(i64, j), ncol_v),
+                                rows_ok, no_rows)
+            builder.call(store, [col, builder.bitcast(dst, cty.as_pointer()), align, ok])
+
+
+def _rows_epilogue(builder, res, biasp, outp, o_off_v, ldo_v, nrow_v, ncol_v, fty, vl, nv,
+                   size, suffix):
+    """``out[o_off + i*ldo + j] = res[i][j] + bias[i]`` for ``i < nrow``, ``j < ncol``.
+
+    Each row's sums are stored as they are, one masked store per vector:
+    no transposes. ``bias`` is read for the rows below ``nrow`` only.
+    """
+    i64 = ir.IntType(64)
+    vty = ir.VectorType(fty, vl)
+    store = _masked_store(builder, vl, fty, suffix)
+    align = ir.Constant(ir.IntType(32), size)
+    lanes_v = ir.Constant(ir.VectorType(i64, vl), list(range(vl)))
+    ncol_s = _splat(builder, ncol_v, ir.VectorType(i64, vl))
+    col_ok = [builder.icmp_signed("<", builder.add(lanes_v, ir.Constant(
+        ir.VectorType(i64, vl), [v * vl] * vl)), ncol_s) for v in range(nv)]
+    no_cols = ir.Constant(ir.VectorType(ir.IntType(1), vl), [0] * vl)
+    for i in range(MR):
+        row_in = builder.icmp_signed("<", ir.Constant(i64, i), nrow_v)
+        # the bias of a row past nrow is not read: its index is clamped to row 0
+        b = builder.load(builder.gep(biasp, [builder.select(row_in, ir.Constant(i64, i),
+                                                            ir.Constant(i64, 0))]))
+        bvec = _splat(builder, b, vty)
+        orow = builder.gep(outp, [builder.add(o_off_v, builder.mul(ldo_v, ir.Constant(i64, i)))])
+        for v in range(nv):
+            ok = builder.select(row_in, col_ok[v], no_cols)
+            dst = builder.bitcast(builder.gep(orow, [ir.Constant(i64, v * vl)]), vty.as_pointer())
+            builder.call(store, [builder.fadd(res[i][v], bvec), dst, align, ok])
+
+
+_COLS_DOC = """``out[o_off + j*ldo + i] = bias[j] + sum_k a[a_off + i*lda + k] * b[k, j]``.
+
+For ``i < nrow <= MR`` and ``j < ncol <= NR``, ``NR`` = {nv} vector(s) of the
+dtype, ``k < kk``. ``a`` needs ``MR`` rows from ``a_off`` (rows past ``nrow``
+may hold anything finite), ``b`` is one panel ``(kk, NR)`` and ``bias`` one
+bias panel ``(NR,)``, both C-contiguous; ``out`` is C-contiguous.
+"""
+
+_ROWS_DOC = """``out[o_off + i*ldo + j] = bias[i] + sum_k a[a_off + i*lda + k] * b[k, j]``.
+
+:func:`panel_block{nv}` with the output the other way round: for ``i < nrow <=
+MR`` and ``j < ncol <= NR`` (``NR`` = {nv} vector(s) of the dtype), each row's
+sums stored as they are, without transposes, so the rows of ``a`` are output
+channels and ``b`` is a panel of positions; ``bias`` holds at least ``nrow``
+elements.
+"""
+
+
+def _block_intrinsic(nv: int, rows_out: bool = False):
     """The micro-kernel with panels ``nv`` vectors wide."""
 
     @intrinsic
     def block(typingctx, a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow, ncol):
         sig = types.none(a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow, ncol)
+        return sig, _block_codegen(nv, rows_out)
 
-        def codegen(context, builder, sig, args):
-            i64 = ir.IntType(64)
-            aty, bty, biasty, outty = sig.args[0], sig.args[3], sig.args[5], sig.args[6]
-            a_v, b_v, bias_v, out_v = args[0], args[3], args[5], args[6]
-            off_v, ld_v, kk_v, o_off_v, ldo_v, nrow_v, ncol_v = (
-                context.cast(builder, args[i], sig.args[i], types.int64)
-                for i in (1, 2, 4, 7, 8, 9, 10))
-            fty = context.get_value_type(aty.dtype)
-            size = context.get_abi_sizeof(fty)
-            vl = VECTOR_BYTES // size
-            nr = nv * vl
-            vty = ir.VectorType(fty, vl)
-            vptr = vty.as_pointer()
-            ap = builder.gep(context.make_array(aty)(context, builder, a_v).data, [off_v])
-            bp = context.make_array(bty)(context, builder, b_v).data
-            biasp = context.make_array(biasty)(context, builder, bias_v).data
-            outp = context.make_array(outty)(context, builder, out_v).data
-            suffix = ("v%df32" if size == 4 else "v%df64") % vl
-            fmuladd = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(vty, [vty] * 3), "llvm.fmuladd." + suffix)
-            zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * vl)
-            rows = [builder.gep(ap, [builder.mul(ld_v, ir.Constant(i64, i))]) for i in range(MR)]
-
-            entry = builder.basic_block
-            loop = builder.append_basic_block("panel.loop")
-            done = builder.append_basic_block("panel.done")
-            builder.cbranch(builder.icmp_signed(">", kk_v, ir.Constant(i64, 0)), loop, done)
-
-            # for k in range(kk): acc[i][v] += a[i, k] * b[k, v*vl:(v+1)*vl]
-            builder.position_at_end(loop)
-            k = builder.phi(i64)
-            acc = [[builder.phi(vty) for _ in range(nv)] for _ in range(MR)]
-            bk = builder.gep(bp, [builder.mul(k, ir.Constant(i64, nr))])
-            bv = [builder.load(builder.bitcast(builder.gep(bk, [ir.Constant(i64, v * vl)]),
-                                               vptr), align=size) for v in range(nv)]
-            new = []
-            for i in range(MR):
-                s = _splat(builder, builder.load(builder.gep(rows[i], [k])), vty)
-                new.append([builder.call(fmuladd, [s, bv[v], acc[i][v]]) for v in range(nv)])
-            k1 = builder.add(k, ir.Constant(i64, 1))
-            k.add_incoming(ir.Constant(i64, 0), entry)
-            k.add_incoming(k1, loop)
-            for i in range(MR):
-                for v in range(nv):
-                    acc[i][v].add_incoming(zero, entry)
-                    acc[i][v].add_incoming(new[i][v], loop)
-            builder.cbranch(builder.icmp_signed("<", k1, kk_v), loop, done)
-
-            # out[o_off + j*ldo + i] = sum + bias[j] for i < nrow, j < ncol: the sums'
-            # lanes are channels, so each channel's MR positions are collected
-            # into a vector (LLVM turns the lane moves into a transpose) and
-            # written with one masked store
-            builder.position_at_end(done)
-            res = [[builder.phi(vty) for _ in range(nv)] for _ in range(MR)]
-            for i in range(MR):
-                for v in range(nv):
-                    res[i][v].add_incoming(zero, entry)
-                    res[i][v].add_incoming(new[i][v], loop)
-            cty = ir.VectorType(fty, MR)
-            mty = ir.VectorType(ir.IntType(1), MR)
-            store = cgutils.get_or_insert_function(
-                builder.module,
-                ir.FunctionType(ir.VoidType(), [cty, cty.as_pointer(), ir.IntType(32), mty]),
-                f"llvm.masked.store.v{MR}{suffix[suffix.index('f'):]}.p0")
-            rows_ok = builder.icmp_signed("<", ir.Constant(ir.VectorType(i64, MR), list(range(MR))),
-                                          _splat(builder, nrow_v, ir.VectorType(i64, MR)))
-            no_rows = ir.Constant(mty, [0] * MR)
-            align = ir.Constant(ir.IntType(32), size)
-            orow = builder.gep(outp, [o_off_v])
-            for v in range(nv):
-                bias_vec = builder.load(builder.bitcast(
-                    builder.gep(biasp, [ir.Constant(i64, v * vl)]), vptr), align=size)
-                sums = [builder.fadd(res[i][v], bias_vec) for i in range(MR)]
-                for lane in range(vl):
-                    j = v * vl + lane
-                    col = ir.Constant(cty, ir.Undefined)
-                    for i in range(MR):
-                        x = builder.extract_element(sums[i], ir.Constant(ir.IntType(32), lane))
-                        col = builder.insert_element(col, x, ir.Constant(ir.IntType(32), i))
-                    dst = builder.gep(orow, [builder.mul(ldo_v, ir.Constant(i64, j))])
-                    ok = builder.select(builder.icmp_signed("<", ir.Constant(i64, j), ncol_v),
-                                        rows_ok, no_rows)
-                    builder.call(store, [col, builder.bitcast(dst, cty.as_pointer()), align, ok])
-            return context.get_dummy_value()
-
-        return sig, codegen
-
-    block.__doc__ = f"""``out[o_off + j*ldo + i] = bias[j] + sum_k a[a_off + i*lda + k] * b[k, j]``.
-
-    For ``i < nrow <= MR`` and ``j < ncol <= NR``, ``NR`` = {nv} vector(s) of
-    the dtype, ``k < kk``. ``a`` needs ``MR`` rows from ``a_off`` (rows past
-    ``nrow`` may hold anything finite), ``b`` is one panel ``(kk, NR)`` and
-    ``bias`` one bias panel ``(NR,)``, both C-contiguous; ``out`` is
-    C-contiguous.
-    """
+    block.__doc__ = (_ROWS_DOC if rows_out else _COLS_DOC).format(nv=nv)
     return block
 
 
 panel_block1 = _block_intrinsic(1)
 panel_block2 = _block_intrinsic(2)
+row_block1 = _block_intrinsic(1, rows_out=True)
+row_block2 = _block_intrinsic(2, rows_out=True)
 
 
 @intrinsic

@@ -9,10 +9,10 @@ import sys
 import numpy as np
 
 import numbaconv
-from numbaconv import _core, _deform_kernels, _winograd, _winograd_grad
+from numbaconv import _core, _deform_kernels, _pointwise, _winograd, _winograd_grad
 
 KERNELS = (_core.window_gemm, _core.window_direct, _deform_kernels.window_deform,
-           _winograd.winograd_conv, _winograd_grad.winograd_weight_grad)
+           _winograd.winograd_conv, _winograd_grad.winograd_weight_grad, _pointwise.onetap_conv)
 
 
 def _in_fresh_process(code: str) -> dict:
@@ -36,6 +36,7 @@ def test_specialisations_do_not_grow_with_rank():
             x = np.ones((1, 4) + (4,) * d, np.float32)
             numbaconv.conv(x, np.ones((8, 4) + (2,) * d, np.float32), padding=1)  # tile GEMM
             numbaconv.depthwise_conv(x, np.ones((4, 1) + (2,) * d, np.float32))  # direct
+            numbaconv.conv(x, np.ones((8, 4) + (1,) * d, np.float32), stride=2)  # one tap
             numbaconv.conv(x[0], np.ones((8, 4) + (3,) * d, np.float32), padding="same",
                            padding_mode="reflect", stride=2, activation="gelu")
             if d in (2, 3):  # Winograd, forward and weight gradient

@@ -49,6 +49,37 @@ def test_block_writes_exactly_the_valid_rows_and_channels(rng, dtype, wide):
 
 
 @njit(cache=False)
+def _row_block(wide, a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow, ncol):
+    if wide:
+        mk.row_block2(a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow, ncol)
+    else:
+        mk.row_block1(a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow, ncol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("wide", [False, True])
+def test_row_block_writes_exactly_the_valid_rows_and_columns(rng, dtype, wide):
+    """The untransposed store: row ``i`` (a channel) at ``o_off + i*ldo``, its bias ``bias[i]``."""
+    vl = mk.lanes(dtype)
+    nr = (2 if wide else 1) * vl
+    kk, lda, ldo, a_off, o_off = 13, 17, nr + 5, 3, 5
+    a = rng.standard_normal(a_off + mk.MR * lda).astype(dtype)
+    b = rng.standard_normal((kk, nr)).astype(dtype)
+    rows = a[a_off:].reshape(mk.MR, lda)[:, :kk].astype(np.float64)
+    for nrow, ncol in [(mk.MR, nr), (1, 1), (mk.MR - 1, nr - 3), (3, vl + 1), (0, nr), (2, 0)]:
+        bias = rng.standard_normal(nrow).astype(dtype)  # exactly nrow: no row past it is read
+        full = rows[:nrow] @ b.astype(np.float64) + bias[:, None]
+        out = np.full(o_off + mk.MR * ldo, np.nan, dtype)
+        _row_block(wide, a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow, ncol)
+        got = out[o_off:].reshape(mk.MR, ldo)
+        nc = min(ncol, nr)  # a panel has nr columns
+        assert_close(got[:nrow, :nc], full[:, :nc], dtype)
+        written = np.zeros(out.shape, bool)
+        written[o_off:].reshape(mk.MR, ldo)[:nrow, :nc] = True
+        assert np.isnan(out[~written]).all(), (nrow, ncol)  # nothing else touched
+
+
+@njit(cache=False)
 def _transpose(src, s_off, lds, dst, d_off, ldd):
     mk.transpose_block(src, s_off, lds, dst, d_off, ldd)
 

@@ -1,0 +1,145 @@
+"""One-tap windows (``1 x ... x 1`` kernels, pointwise convolution) as an NCHW matrix product.
+
+A window of one tap reads one input sample per output position, so the
+convolution of image ``n`` is the matrix product ``W_g (m, C_g) @ X_g (C_g,
+positions)`` per group, where column ``p`` of ``X_g`` is the input sample that
+output ``p`` reads (``src[p]``, through the padding maps, so every stride and
+padding mode is the same table). Unlike the tile GEMM of :mod:`numbaconv._core`
+this needs no channels-last plane and no window gather, and the weights are
+read as PyTorch stores them: the micro-kernel's rows are output channels (rows
+of ``W``), its panel is ``NR`` positions of ``X`` copied into the worker's
+cache, and its sums are stored row by row straight into the NCHW output
+(:func:`numbaconv._microkernel.row_block2`), with no transposes.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from numba import njit, prange
+
+from ._activations import activate
+from ._config import CALLED, PARALLEL
+from ._core import padded
+from ._geometry import G_INSTR, G_MAPOFF, G_OUT, G_STRIDE, Tables
+from ._microkernel import MR, VECTOR_BYTES, row_block1, row_block2
+
+#: a job covers at least this many output channels (when the channels are split)
+_MIN_ROWS = 64
+
+
+def sources(tab: Tables, in_len: int) -> tuple[np.ndarray, bool]:
+    """``(src, contiguous)``: the flat input offset each output position reads, -1 for zero.
+
+    ``contiguous`` when ``src`` is ``arange(in_len)`` (stride 1, no padding):
+    the kernel then copies runs instead of looking each sample up.
+    """
+    return _sources(tab.geom.tobytes(), tab.geom.shape, tab.maps.tobytes(), in_len)
+
+
+@functools.lru_cache(maxsize=64)
+def _sources(gkey: bytes, gshape: tuple[int, int], mkey: bytes,
+             in_len: int) -> tuple[np.ndarray, bool]:
+    geom = np.frombuffer(gkey, np.int64).reshape(gshape)
+    maps = np.frombuffer(mkey, np.int64)
+    src = np.zeros(1, np.int64)
+    ok = np.ones(1, bool)
+    for a in range(geom.shape[1]):  # row-major over the output axes
+        idx = maps[geom[G_MAPOFF, a] + np.arange(geom[G_OUT, a]) * geom[G_STRIDE, a]]
+        src = (src[:, None] + idx[None, :] * geom[G_INSTR, a]).ravel()
+        ok = (ok[:, None] & (idx >= 0)[None, :]).ravel()
+    src = np.where(ok, src, -1)
+    src.flags.writeable = False
+    return src, bool(len(src) == in_len and np.array_equal(src, np.arange(in_len)))
+
+
+def onetap(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray, groups: int,
+           tab: Tables, act: int, workers: int) -> None:
+    """Run :func:`onetap_conv`: ``w2`` is ``(C_out, C_in / groups)`` in any strides.
+
+    Arrays in the compute dtype, ``x3`` and ``out3`` flat over space as in
+    :mod:`numbaconv._core`.
+    """
+    cout, cg = w2.shape
+    wpad = np.zeros((cout + MR, cg), w2.dtype)  # whole micro-kernel blocks of rows
+    wpad[:cout] = w2
+    src, contig = sources(tab, x3.shape[2])
+    onetap_conv(x3, wpad, bias, out3, groups, src, contig, act, x3.dtype.type(0), workers)
+
+
+@njit(**CALLED)
+def pack_positions(xn, c0, cg, src, contig, p0, ncol, bpan, zero):
+    """``bpan[k, j]`` = the sample of channel ``c0 + k`` that output ``p0 + j`` reads.
+
+    ``bpan`` is a panel ``(cg, NR)``, flat; columns from ``ncol`` on are zero.
+    """
+    nr = bpan.shape[0] // cg if cg > 0 else 0
+    sj = src[p0:p0 + ncol]
+    for k in range(cg):
+        row = xn[c0 + k]
+        dst = bpan[k * nr:(k + 1) * nr]
+        if contig:
+            s = row[p0:p0 + ncol]
+            for j in range(ncol):
+                dst[j] = s[j]
+        else:
+            for j in range(ncol):
+                q = sj[j]
+                dst[j] = row[q] if q >= 0 else zero
+        for j in range(ncol, nr):
+            dst[j] = zero
+
+
+@njit(**PARALLEL)
+def onetap_conv(x, w, bias, out, groups, src, contig, act, zero, workers):
+    """``out[n, co, p] = act(bias[co] + sum_c w[co, c] * x[n, g*C_g + c, src[p]])``.
+
+    x (N, C_in, L_in); w (C_out + MR, C_in/groups), C-contiguous, the rows
+    past C_out zero (the micro-kernel reads whole blocks of ``MR`` rows);
+    bias (C_out,); src (L_out,) as :func:`sources`, ``x`` read as zero where
+    it is -1; out (N, C_out, L_out) is written whole. A job is one image, one
+    group, one panel of ``NR`` positions and a run of output channels.
+    """
+    nimg, nc, _ = x.shape
+    cout = out.shape[1]
+    lout = out.shape[2]
+    m = cout // groups
+    cg = nc // groups
+    nr = 2 * (VECTOR_BYTES // x.itemsize)
+    npan = (lout + nr - 1) // nr
+    base = nimg * groups * npan
+    # split the channels when the panels alone would leave workers idle
+    nsplit = max(1, min((4 * workers + base - 1) // base, m // _MIN_ROWS))
+    rows = ((m + nsplit - 1) // nsplit + MR - 1) // MR * MR
+    nsplit = (m + rows - 1) // rows
+    njobs = base * nsplit
+    nw = max(min(workers, njobs), 1)
+    bpan_all = np.empty((nw, padded(cg * nr)), dtype=x.dtype)
+    for wk in prange(nw):
+        for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
+            sp = job % nsplit
+            pl = (job // nsplit) % npan
+            g = (job // (nsplit * npan)) % groups
+            n = job // (nsplit * npan * groups)
+            p0 = pl * nr
+            ncol = min(nr, lout - p0)
+            wide = 2 * ncol > nr  # else a narrow last panel of one vector: half the work
+            bpan = bpan_all[wk, :cg * (nr if wide else nr // 2)]
+            if sp == 0 or job == wk * njobs // nw:  # a new panel of positions
+                pack_positions(x[n], g * cg, cg, src, contig, p0, ncol, bpan, zero)
+            r1 = min(m, (sp + 1) * rows)
+            for r0 in range(sp * rows, r1, MR):
+                co = g * m + r0
+                o_off = (n * cout + co) * lout + p0
+                if wide:
+                    row_block2(w, co * cg, cg, bpan, cg, bias[co:], out, o_off, lout,
+                               min(MR, r1 - r0), ncol)
+                else:
+                    row_block1(w, co * cg, cg, bpan, cg, bias[co:], out, o_off, lout,
+                               min(MR, r1 - r0), ncol)
+            if act != 0:
+                for co in range(g * m + sp * rows, g * m + r1):
+                    orow = out[n, co, p0:p0 + ncol]
+                    for j in range(ncol):
+                        orow[j] = activate(orow[j], act)
