@@ -27,6 +27,8 @@ from ._microkernel import MR, VECTOR_BYTES, row_block1, row_block2
 
 #: a job covers at least this many output channels (when the channels are split)
 _MIN_ROWS = 64
+#: the weight rows of one split of the output channels take at most this (they stay in L2)
+_ROWS_BYTES = 512 * 1024
 
 
 def sources(tab: Tables, in_len: int) -> tuple[np.ndarray, bool]:
@@ -99,7 +101,8 @@ def onetap_conv(x, w, bias, out, groups, src, contig, act, zero, workers):
     past C_out zero (the micro-kernel reads whole blocks of ``MR`` rows);
     bias (C_out,); src (L_out,) as :func:`sources`, ``x`` read as zero where
     it is -1; out (N, C_out, L_out) is written whole. A job is one image, one
-    group, one panel of ``NR`` positions and a run of output channels.
+    group, one panel of ``NR`` positions and a run of output channels (the
+    runs change slowest, so that each worker keeps its run's weights in L2).
     """
     nimg, nc, _ = x.shape
     cout = out.shape[1]
@@ -109,8 +112,11 @@ def onetap_conv(x, w, bias, out, groups, src, contig, act, zero, workers):
     nr = 2 * (VECTOR_BYTES // x.itemsize)
     npan = (lout + nr - 1) // nr
     base = nimg * groups * npan
-    # split the channels when the panels alone would leave workers idle
-    nsplit = max(1, min((4 * workers + base - 1) // base, m // _MIN_ROWS))
+    # split the channels: each split's weight rows stay in L2 (``_ROWS_BYTES``), and
+    # enough jobs for the workers when the panels alone are few
+    nsplit = max(1, min(max((4 * workers + base - 1) // base,
+                            (m * cg * x.itemsize + _ROWS_BYTES - 1) // _ROWS_BYTES),
+                        m // _MIN_ROWS))
     rows = ((m + nsplit - 1) // nsplit + MR - 1) // MR * MR
     nsplit = (m + rows - 1) // rows
     njobs = base * nsplit
@@ -118,16 +124,16 @@ def onetap_conv(x, w, bias, out, groups, src, contig, act, zero, workers):
     bpan_all = np.empty((nw, padded(cg * nr)), dtype=x.dtype)
     for wk in prange(nw):
         for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
-            sp = job % nsplit
-            pl = (job // nsplit) % npan
-            g = (job // (nsplit * npan)) % groups
-            n = job // (nsplit * npan * groups)
+            # the split varies slowest: a worker's jobs share its weight rows
+            sp = job // base
+            pl = job % npan
+            g = (job // npan) % groups
+            n = (job % base) // (npan * groups)
             p0 = pl * nr
             ncol = min(nr, lout - p0)
             wide = 2 * ncol > nr  # else a narrow last panel of one vector: half the work
             bpan = bpan_all[wk, :cg * (nr if wide else nr // 2)]
-            if sp == 0 or job == wk * njobs // nw:  # a new panel of positions
-                pack_positions(x[n], g * cg, cg, src, contig, p0, ncol, bpan, zero)
+            pack_positions(x[n], g * cg, cg, src, contig, p0, ncol, bpan, zero)
             r1 = min(m, (sp + 1) * rows)
             for r0 in range(sp * rows, r1, MR):
                 co = g * m + r0
