@@ -12,6 +12,11 @@ land on real samples, and those form a smaller kernel with its own dilation
 over the undilated input. Each phase is one ordinary window on the core (its
 virtual axis a lookup table like any padding), written into its strided slice
 of the output: ``stride ** d`` phases, together doing no work on zeros.
+
+With a stride above 1 a faster path takes over (:mod:`numbaconv._col2im`: one
+matrix product per image and a gather of each output's terms); the phases
+serve stride 1, where they are one plain convolution, and the calls whose
+intermediate would be too large.
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from . import _col2im
 from ._activations import activation_code
 from ._core import place_planes
-from ._dtypes import as_array
+from ._dtypes import as_array, result_dtypes, to_kernel
 from ._geometry import (
     IntOrTuple,
     Padding,
@@ -210,6 +216,15 @@ def conv_transpose(
     act = activation_code(activation)
     out_shape, phases = transposed_phases(tuple(in_shape), tuple(kernel), stride_t, dil_t,
                                           pads, op)
+    cdt, rdt = result_dtypes(x=xb, weight=weight, bias=b)
+    if xb.shape[0] and _col2im.usable(stride_t, tuple(kernel), tuple(in_shape), cdt.itemsize):
+        out = np.empty((xb.shape[0], cout) + out_shape, dtype=cdt)
+        _col2im.conv_transpose_gemm(
+            to_kernel(xb, cdt), weight.astype(cdt, copy=False),
+            np.zeros(cout, cdt) if b is None else to_kernel(b, cdt), g, stride_t, dil_t, pads,
+            out, act, numba.get_num_threads())
+        out = out.astype(rdt, copy=False)
+        return out[0] if tc.unbatched else out
     # the equivalent convolution's weight, spatially flipped and tap-major:
     # (C_out, *kernel, C_in // groups), built once for all phases
     ci = cin // g

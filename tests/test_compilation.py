@@ -9,10 +9,11 @@ import sys
 import numpy as np
 
 import numbaconv
-from numbaconv import _core, _deform_kernels, _pointwise, _winograd, _winograd_grad
+from numbaconv import _col2im, _core, _deform_kernels, _pointwise, _winograd, _winograd_grad
 
 KERNELS = (_core.window_gemm, _core.window_direct, _deform_kernels.window_deform,
-           _winograd.winograd_conv, _winograd_grad.winograd_weight_grad, _pointwise.onetap_conv)
+           _winograd.winograd_conv, _winograd_grad.winograd_weight_grad, _pointwise.onetap_conv,
+           _col2im.gemm_col2im, _col2im.transpose_groups)
 
 
 def _in_fresh_process(code: str) -> dict:
@@ -37,6 +38,7 @@ def test_specialisations_do_not_grow_with_rank():
             numbaconv.conv(x, np.ones((8, 4) + (2,) * d, np.float32), padding=1)  # tile GEMM
             numbaconv.depthwise_conv(x, np.ones((4, 1) + (2,) * d, np.float32))  # direct
             numbaconv.conv(x, np.ones((8, 4) + (1,) * d, np.float32), stride=2)  # one tap
+            numbaconv.conv_transpose(x, np.ones((4, 3) + (2,) * d, np.float32), stride=2)  # col2im
             numbaconv.conv(x[0], np.ones((8, 4) + (3,) * d, np.float32), padding="same",
                            padding_mode="reflect", stride=2, activation="gelu")
             if d in (2, 3):  # Winograd, forward and weight gradient
