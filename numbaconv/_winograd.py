@@ -43,7 +43,7 @@ from ._activations import activate
 from ._config import CALLED, FASTMATH, HELPER, PARALLEL
 from ._core import next_row, padded, virtual_cols_cl, virtual_row_table
 from ._geometry import G_DIL, G_K, G_OUT, G_STRIDE, G_VLEN, G_VSTR, Tables
-from ._microkernel import MR, VECTOR_BYTES, pack_panels, panel_block1, panel_block2
+from ._microkernel import MR, VECTOR_BYTES, lanes, panel_block1, panel_block2
 
 #: tiles per job (their transforms stay in the worker's L2)
 _TILES = 64
@@ -98,17 +98,45 @@ def _kron_g(d: int, dtype: np.dtype) -> np.ndarray:
 def transformed_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(U, zero bias)`` panels: ``U_xi = G g G^T`` per point ``xi``, packed per ``xi``.
 
-    ``w`` is ``(C_out, C_in, 3, ..., 3)`` in any strides; ``U`` comes out as
-    :func:`numbaconv._microkernel.pack_panels` of the ``4^d`` matrices
-    ``(C_out, C_in)``, one group each, so panel ``xi * npan + q`` holds the
-    output channels ``q * NR ...`` of point ``xi``.
+    ``w`` is ``(C_out, C_in, 3, ..., 3)`` in any strides; ``U`` comes out in
+    the layout of :func:`numbaconv._microkernel.pack_panels` of the ``4^d``
+    matrices ``(C_out, C_in)``, one group each, so panel ``xi * npan + q``
+    holds the output channels ``q * NR ...`` of point ``xi``: one compiled
+    pass (:func:`kron_panels`) from the weights with the output channels last.
     """
     cout, cin = w.shape[:2]
     d = w.ndim - 2
-    wt = np.ascontiguousarray(w.reshape(cout * cin, 3**d).T)
-    u = np.empty((4**d, cout * cin), w.dtype)
-    kron_rows(_kron_g(d, w.dtype), wt, u)  # a compiled loop, not BLAS (NOTES 29)
-    return pack_panels(u.reshape(4**d * cout, cin), np.zeros(4**d * cout, w.dtype), 4**d)
+    vl = lanes(w.dtype)
+    nr = vl if cout <= vl else 2 * vl
+    npan = -(-cout // nr)
+    wt = np.ascontiguousarray(w.reshape(cout, cin, 3**d).transpose(2, 1, 0))
+    up = np.zeros((4**d * npan, cin, nr), w.dtype)
+    kron_panels(_kron_g(d, w.dtype), wt, up)  # a compiled loop, not BLAS (NOTES 29)
+    return up, np.zeros((4**d, nr), w.dtype)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def kron_panels(m, wt, up):
+    """``up[xi * npan + q, c, j] = sum_k m[xi, k] * wt[k, c, q * NR + j]``, skipping zeros of ``m``.
+
+    ``wt`` is ``(3^d, C_in, C_out)``; ``up`` zeroed ``(4^d * npan, C_in, NR)``.
+    """
+    npt, nk = m.shape
+    cin, cout = wt.shape[1], wt.shape[2]
+    nr = up.shape[2]
+    npan = up.shape[0] // npt
+    for xi in range(npt):
+        for k in range(nk):
+            f = m[xi, k]
+            if f == 0:
+                continue
+            for c in range(cin):
+                src = wt[k, c]
+                for q in range(npan):
+                    dst = up[xi * npan + q, c]
+                    s = src[q * nr:min((q + 1) * nr, cout)]
+                    for j in range(s.shape[0]):
+                        dst[j] += f * s[j]
 
 
 def usable(tab: Tables, groups: int, cin: int, cout: int) -> bool:
@@ -118,9 +146,10 @@ def usable(tab: Tables, groups: int, cin: int, cout: int) -> bool:
     the tile GEMM is faster (conv1d ``(16, 64, 16000)``: 47 against 31 ms).
     """
     geom = tab.geom
-    return bool(groups == 1 and 2 <= geom.shape[1] <= 3 and cin >= 16 and cout >= 16
-                and np.all(geom[G_K] == 3) and np.all(geom[G_STRIDE] == 1)
-                and np.all(geom[G_OUT] >= 2 * geom[G_DIL]))
+    if not (groups == 1 and 2 <= geom.shape[1] <= 3 and cin >= 16 and cout >= 16):
+        return False
+    k, st, out, dil = (geom[r].tolist() for r in (G_K, G_STRIDE, G_OUT, G_DIL))
+    return all(a == 3 and s == 1 and n >= 2 * dl for a, s, n, dl in zip(k, st, out, dil))
 
 
 # ---------------------------------------------------------------------------
