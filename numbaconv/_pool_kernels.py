@@ -27,6 +27,30 @@ def _spans(geom, orows, unit, reach, span, r):
     return orows[r], span
 
 
+@njit(**HELPER)
+def max_row(vp, q0, voff, step, dst, ninf):
+    """``dst[j] = max_t vp[q0 + voff[t] + j * step]`` (NaN wins): one output row of max pooling.
+
+    The windows ``step`` apart are read as such (a constant 2 where it is 2,
+    which LLVM loads as pairs of vectors), not all the positions between.
+    """
+    m = dst.shape[0]
+    for j in range(m):
+        dst[j] = ninf
+    for t in range(voff.shape[0]):
+        src = vp[q0 + voff[t]:q0 + voff[t] + (m - 1) * step + 1]
+        if step == 2:
+            for j in range(m):
+                v = src[2 * j]
+                if v > dst[j] or v != v:
+                    dst[j] = v
+        else:
+            for j in range(m):
+                v = src[j * step]
+                if v > dst[j] or v != v:
+                    dst[j] = v
+
+
 @njit(**PARALLEL)
 def window_pool(x, out, idx, geom, maps, voff, vidx, op, power, scale, scale_off, fill,
                 workers):
@@ -77,6 +101,11 @@ def window_pool(x, out, idx, geom, maps, voff, vidx, op, power, scale, scale_off
             if op == POWER_SUM:
                 for j in range(lv):
                     vp[j] = vp[j] ** power
+            if op == MAX and not unit:  # straight into the output row: only the strided windows
+                orow = out[n, c]
+                for r in range(nrow):
+                    max_row(vp, orows[r], voff, s_l, orow[r * olast:(r + 1) * olast], ninf)
+                continue
             nruns = 1 if unit else nrow
             for r in range(nruns):
                 q0, m = _spans(geom, orows, unit, reach, span, r)
