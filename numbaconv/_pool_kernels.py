@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._config import HELPER, PARALLEL
-from ._core import output_row_table, padded, virtual_plane, virtual_row_table
+from ._core import next_row, output_row_table, padded, virtual_plane, virtual_row_table
 from ._geometry import G_OUT, G_STRIDE, G_VLEN, G_VSTR
 
 #: reduce codes
@@ -49,6 +49,22 @@ def max_row(vp, q0, voff, step, dst, ninf):
                 v = src[j * step]
                 if v > dst[j] or v != v:
                     dst[j] = v
+
+
+@njit(**HELPER)
+def sum_row(vp, q0, voff, step, dst):
+    """``dst[j] = sum_t vp[q0 + voff[t] + j * step]``: a row of a sum pool, as :func:`max_row`."""
+    m = dst.shape[0]
+    for j in range(m):
+        dst[j] = 0
+    for t in range(voff.shape[0]):
+        src = vp[q0 + voff[t]:q0 + voff[t] + (m - 1) * step + 1]
+        if step == 2:
+            for j in range(m):
+                dst[j] += src[2 * j]
+        else:
+            for j in range(m):
+                dst[j] += src[j * step]
 
 
 @njit(**PARALLEL)
@@ -101,10 +117,24 @@ def window_pool(x, out, idx, geom, maps, voff, vidx, op, power, scale, scale_off
             if op == POWER_SUM:
                 for j in range(lv):
                     vp[j] = vp[j] ** power
-            if op == MAX and not unit:  # straight into the output row: only the strided windows
+            if (op == MAX or op == SUM or op == POWER_SUM) and not unit:
+                # straight into the output, row by row: only the strided windows
                 orow = out[n, c]
+                for a in range(d):
+                    o[a] = 0
                 for r in range(nrow):
-                    max_row(vp, orows[r], voff, s_l, orow[r * olast:(r + 1) * olast], ninf)
+                    dst = orow[r * olast:(r + 1) * olast]
+                    if op == MAX:
+                        max_row(vp, orows[r], voff, s_l, dst, ninf)
+                        continue
+                    sum_row(vp, orows[r], voff, s_l, dst)
+                    base = 1.0
+                    for a in range(last):
+                        base *= scale[scale_off[a] + o[a]]
+                    sc = scale[scale_off[last]:scale_off[last] + olast]
+                    for j in range(olast):
+                        dst[j] *= base * sc[j]
+                    next_row(geom[G_OUT], o, last)
                 continue
             nruns = 1 if unit else nrow
             for r in range(nruns):
