@@ -19,3 +19,21 @@ def pytest_report_header(config):
 def rng(request):
     """Fresh random inputs each session, reproducible from the printed seed."""
     return np.random.default_rng([SEED, zlib.crc32(request.node.nodeid.encode())])
+
+
+@pytest.fixture
+def count_calls(monkeypatch):
+    """``count_calls(module, name)``: a one-element list counting calls of ``module.name``."""
+
+    def install(module, name):
+        n = [0]
+        run = getattr(module, name)
+
+        def spy(*args, **kwargs):
+            n[0] += 1
+            return run(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, spy)
+        return n
+
+    return install

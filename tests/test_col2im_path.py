@@ -20,17 +20,9 @@ DTYPES = [np.float32, np.float64]
 
 
 @pytest.fixture
-def calls(monkeypatch):
+def calls(count_calls):
     """How many times the col2im path ran."""
-    n = [0]
-    run = _col2im.conv_transpose_gemm
-
-    def spy(*args, **kwargs):
-        n[0] += 1
-        return run(*args, **kwargs)
-
-    monkeypatch.setattr(_col2im, "conv_transpose_gemm", spy)
-    return n
+    return count_calls(_col2im, "conv_transpose_gemm")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

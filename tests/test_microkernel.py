@@ -20,8 +20,12 @@ DTYPES = [np.float32, np.float64]
 
 
 @njit(cache=False)
-def _block(wide, a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow, ncol):
-    if wide:
+def _block(wide, a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow, ncol, rows_out=False):
+    if rows_out and wide:
+        mk.row_block2(a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow, ncol)
+    elif rows_out:
+        mk.row_block1(a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow, ncol)
+    elif wide:
         mk.panel_block2(a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow, ncol)
     else:
         mk.panel_block1(a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow, ncol)
@@ -48,14 +52,6 @@ def test_block_writes_exactly_the_valid_rows_and_channels(rng, dtype, wide):
         assert np.isnan(out[~written]).all(), (nrow, ncol)  # nothing else touched
 
 
-@njit(cache=False)
-def _row_block(wide, a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow, ncol):
-    if wide:
-        mk.row_block2(a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow, ncol)
-    else:
-        mk.row_block1(a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow, ncol)
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("wide", [False, True])
 def test_row_block_writes_exactly_the_valid_rows_and_columns(rng, dtype, wide):
@@ -70,7 +66,7 @@ def test_row_block_writes_exactly_the_valid_rows_and_columns(rng, dtype, wide):
         bias = rng.standard_normal(nrow).astype(dtype)  # exactly nrow: no row past it is read
         full = rows[:nrow] @ b.astype(np.float64) + bias[:, None]
         out = np.full(o_off + mk.MR * ldo, np.nan, dtype)
-        _row_block(wide, a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow, ncol)
+        _block(wide, a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow, ncol, rows_out=True)
         got = out[o_off:].reshape(mk.MR, ldo)
         nc = min(ncol, nr)  # a panel has nr columns
         assert_close(got[:nrow, :nc], full[:, :nc], dtype)

@@ -23,17 +23,9 @@ DTYPES = [np.float32, np.float64]
 
 
 @pytest.fixture
-def calls(monkeypatch):
+def calls(count_calls):
     """How many times the one-tap kernel ran."""
-    n = [0]
-    run = _pointwise.onetap
-
-    def spy(*args, **kwargs):
-        n[0] += 1
-        return run(*args, **kwargs)
-
-    monkeypatch.setattr(_pointwise, "onetap", spy)
-    return n
+    return count_calls(_pointwise, "onetap")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -20,17 +20,9 @@ DTYPES = [np.float32, np.float64]
 
 
 @pytest.fixture
-def calls(monkeypatch):
+def calls(count_calls):
     """How many times the Winograd kernel ran."""
-    n = [0]
-    run = _winograd.winograd
-
-    def spy(*args, **kwargs):
-        n[0] += 1
-        return run(*args, **kwargs)
-
-    monkeypatch.setattr(_winograd, "winograd", spy)
-    return n
+    return count_calls(_winograd, "winograd")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -53,17 +45,9 @@ def test_matches_reference(rng, calls, d, mode, dtype):
 
 
 @pytest.fixture
-def grad_calls(monkeypatch):
+def grad_calls(count_calls):
     """How many times the Winograd weight gradient ran."""
-    n = [0]
-    run = _winograd_grad.weight_gradient
-
-    def spy(*args, **kwargs):
-        n[0] += 1
-        return run(*args, **kwargs)
-
-    monkeypatch.setattr(_winograd_grad, "weight_gradient", spy)
-    return n
+    return count_calls(_winograd_grad, "weight_gradient")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
