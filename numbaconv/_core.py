@@ -63,6 +63,10 @@ from ._microkernel import MR, VECTOR_BYTES, panel_block1, panel_block2, transpos
 #: and rounded up to it, so that two workers never write to one cache line
 _PAD = 32
 
+#: 0 as an ``int64`` value rather than a literal: a literal argument would give the callee
+#: a compiled specialisation of its own (one more compile)
+ZERO = np.int64(0)
+
 
 @njit(**HELPER)
 def padded(n):
@@ -531,7 +535,7 @@ def window_gemm(x, w, wp, bp, bias, out, groups, geom, maps, voff, dwT, mult, ac
         if not per_tile:
             for r in prange(nb * nvrow):
                 vr = r % nvrow
-                virtual_cols_cl(x[n0 + r // nvrow], vrows[vr], geom, maps, 0, nc, 0, vl,
+                virtual_cols_cl(x[n0 + r // nvrow], vrows[vr], geom, maps, ZERO, nc, ZERO, vl,
                                 xv_all[r // nvrow, vr * vl * nc:(vr + 1) * vl * nc], zero)
         njobs = nb * groups * ntile
         for wk in prange(nw):
@@ -680,7 +684,7 @@ def window_direct(x, w, bias, out, groups, geom, maps, voff, act, zero, workers)
                 virtual_plane(x[n, g * cg + c], geom, maps, vrows, vp, zero)
                 wc = w[co, c * ntap:(c + 1) * ntap]
                 if unit:
-                    add_taps(acc, 0, vp, wc, voff, reach + 1, c == 0)
+                    add_taps(acc, ZERO, vp, wc, voff, reach + 1, c == 0)
                 else:
                     for r in range(nrow):
                         add_taps(acc, orows[r], vp, wc, voff, span, c == 0)

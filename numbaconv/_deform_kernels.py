@@ -26,6 +26,7 @@ from numba import njit, prange
 
 from ._config import HELPER, PARALLEL
 from ._core import (
+    ZERO,
     next_row,
     padded,
     tile_gemm,
@@ -207,7 +208,7 @@ def cl_planes(x, n0, nb, geom, maps, vrows, xv_all, zero):
     for r in prange(nb * nvrow):
         vr = r % nvrow
         plane = xv_all[r // nvrow]
-        virtual_cols_cl(x[n0 + r // nvrow], vrows[vr], geom, maps, 0, nc, 0, vl,
+        virtual_cols_cl(x[n0 + r // nvrow], vrows[vr], geom, maps, ZERO, nc, ZERO, vl,
                         plane[vr * vl * nc:(vr + 1) * vl * nc], zero)
         if vr == 0:
             for c in range(lin * nc, (lin + 1) * nc):

@@ -29,6 +29,7 @@ from numba import njit, prange
 
 from ._config import HELPER, PARALLEL
 from ._core import (
+    ZERO,
     first_position,
     next_position,
     output_row_table,
@@ -167,7 +168,7 @@ def weight_grad_gemm(x, gout, groups, geom, maps, voff, nr, tile, chunk, zero, a
         nb = min(chunk, nimg - n0)
         for r in prange(nb * nvrow):
             vr = r % nvrow
-            virtual_cols_cl(x[n0 + r // nvrow], vrows[vr], geom, maps, 0, nc, 0, vl,
+            virtual_cols_cl(x[n0 + r // nvrow], vrows[vr], geom, maps, ZERO, nc, ZERO, vl,
                             xv_all[r // nvrow, vr * vl * nc:(vr + 1) * vl * nc], zero)
         njobs = nb * groups * ntile
         for wk in prange(nw):

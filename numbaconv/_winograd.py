@@ -41,7 +41,7 @@ from numba import njit, prange
 
 from ._activations import activate
 from ._config import CALLED, FASTMATH, HELPER, PARALLEL
-from ._core import next_row, padded, virtual_cols_cl, virtual_row_table
+from ._core import ZERO, next_row, padded, virtual_cols_cl, virtual_row_table
 from ._geometry import G_DIL, G_K, G_OUT, G_STRIDE, G_VLEN, G_VSTR, Tables
 from ._microkernel import MR, VECTOR_BYTES, lanes, panel_block1, panel_block2
 
@@ -244,7 +244,7 @@ def slab_transform(xn, geom, maps, vrows, vr0, vrstep, col0, width, slab, zero):
     nc = xn.shape[0]
     rl = width * nc
     for r in range(nl):
-        virtual_cols_cl(xn, vrows[vr0 + vrstep[r]], geom, maps, 0, nc, col0, col0 + width,
+        virtual_cols_cl(xn, vrows[vr0 + vrstep[r]], geom, maps, ZERO, nc, col0, col0 + width,
                         slab[r * rl:(r + 1) * rl], zero)
     s = nl // 4  # rows between the samples of the axis transformed next
     while s >= 1:
