@@ -285,6 +285,25 @@ def gather_depthwise(xv, vbase, nc, dwT, mult, geom, voff, p0, npos, colT, o, ze
     vo = first_position(geom, p0, o)
     for p in range(npos):
         row = colT[p]
+        if ntap == 9 and mult == 1:  # 3x3: the nine taps summed in registers, one store
+            b = (vo - vbase) * nc
+            s0 = xv[b + voff[0] * nc:]
+            s1 = xv[b + voff[1] * nc:]
+            s2 = xv[b + voff[2] * nc:]
+            s3 = xv[b + voff[3] * nc:]
+            s4 = xv[b + voff[4] * nc:]
+            s5 = xv[b + voff[5] * nc:]
+            s6 = xv[b + voff[6] * nc:]
+            s7 = xv[b + voff[7] * nc:]
+            s8 = xv[b + voff[8] * nc:]
+            w0, w1, w2, w3, w4 = dwT[0], dwT[1], dwT[2], dwT[3], dwT[4]
+            w5, w6, w7, w8 = dwT[5], dwT[6], dwT[7], dwT[8]
+            for j in range(cdw):
+                row[j] = (w0[j] * s0[j] + w1[j] * s1[j] + w2[j] * s2[j] + w3[j] * s3[j]
+                          + w4[j] * s4[j] + w5[j] * s5[j] + w6[j] * s6[j] + w7[j] * s7[j]
+                          + w8[j] * s8[j])
+            vo = next_position(geom, o, vo)
+            continue
         for j in range(cdw):
             row[j] = zero
         for t in range(ntap):
