@@ -214,8 +214,7 @@ def conv_transpose(
     cin, mo, kernel, in_shape = xb.shape[1], weight.shape[1], weight.shape[2:], xb.shape[2:]
     cout = mo * g
     act = activation_code(activation)
-    out_shape, phases = transposed_phases(tuple(in_shape), tuple(kernel), stride_t, dil_t,
-                                          pads, op)
+    out_shape = transposed_out_shape(tuple(in_shape), tuple(kernel), stride_t, dil_t, pads, op)
     cdt, rdt = result_dtypes(x=xb, weight=weight, bias=b)
     if xb.shape[0] and _col2im.usable(stride_t, tuple(kernel), tuple(in_shape), cdt.itemsize):
         out = np.empty((xb.shape[0], cout) + out_shape, dtype=cdt)
@@ -225,6 +224,7 @@ def conv_transpose(
             out, act, numba.get_num_threads())
         out = out.astype(rdt, copy=False)
         return out[0] if tc.unbatched else out
+    _, phases = transposed_phases(tuple(in_shape), tuple(kernel), stride_t, dil_t, pads, op)
     # the equivalent convolution's weight, spatially flipped and tap-major:
     # (C_out, *kernel, C_in // groups), built once for all phases
     ci = cin // g
