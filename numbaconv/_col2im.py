@@ -47,9 +47,9 @@ def usable(stride: tuple[int, ...], kernel: tuple[int, ...], in_shape: tuple[int
             and math.prod(kernel) * math.prod(in_shape) * itemsize <= _COLS_BYTES)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=16)
 def gather_table(in_shape, kernel, stride, dilation, pads, out_shape, ldc: int) -> np.ndarray:
-    """``(K, L_out)``: where in one output channel's ``cols`` each output finds its terms.
+    """``(K, L_out)`` ``int32``: where in one output channel's ``cols`` each output finds its terms.
 
     Tap ``t`` (row-major over the kernel) sends input ``i`` (flat) to output
     ``o`` with ``o = i * stride + t * dilation - pad_before`` along each axis;
@@ -59,10 +59,9 @@ def gather_table(in_shape, kernel, stride, dilation, pads, out_shape, ldc: int) 
     """
     lin = math.prod(in_shape)
     t_all, i_all, o_all = [], [], []
+    first = np.indices(in_shape).reshape(len(in_shape), -1) * np.array(stride)[:, None]
     for t, tap in enumerate(np.ndindex(*kernel)):
-        idx = np.indices(in_shape).reshape(len(in_shape), -1)  # (d, L_in)
-        o = idx * np.array(stride)[:, None] + (np.array(tap) * np.array(dilation)
-                                               - np.array([p for p, _ in pads]))[:, None]
+        o = first + (np.array(tap) * np.array(dilation) - np.array([p for p, _ in pads]))[:, None]
         ok = np.all((o >= 0) & (o < np.array(out_shape)[:, None]), axis=0)
         flat = np.ravel_multi_index(tuple(o[:, ok]), out_shape) if ok.any() else np.zeros(0, int)
         t_all.append(np.full(len(flat), t))
@@ -71,7 +70,7 @@ def gather_table(in_shape, kernel, stride, dilation, pads, out_shape, ldc: int) 
     t_all, i_all, o_all = (np.concatenate(v).astype(np.int64) for v in (t_all, i_all, o_all))
     lout = math.prod(out_shape)
     count = np.bincount(o_all, minlength=lout)
-    table = np.full((max(int(count.max(initial=0)), 1), lout), lin, np.int64)
+    table = np.full((max(int(count.max(initial=0)), 1), lout), lin, np.int32)  # < T * ldc
     order = np.argsort(o_all, kind="stable")
     o_s = o_all[order]
     rank = np.arange(len(o_s)) - np.searchsorted(o_s, o_s)  # position among its output's terms

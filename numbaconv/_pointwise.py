@@ -40,7 +40,7 @@ def sources(tab: Tables, in_len: int) -> tuple[np.ndarray, bool]:
     return _sources(tab.geom.tobytes(), tab.geom.shape, tab.maps.tobytes(), in_len)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=16)
 def _sources(gkey: bytes, gshape: tuple[int, int], mkey: bytes,
              in_len: int) -> tuple[np.ndarray, bool]:
     geom = np.frombuffer(gkey, np.int64).reshape(gshape)
