@@ -30,6 +30,7 @@ from ._activations import activate
 from ._config import PARALLEL
 from ._core import padded
 from ._microkernel import MR, VECTOR_BYTES, lanes, row_block1, row_block2, transpose_block
+from ._pointwise import pack_positions
 
 #: at most this many bytes of one output channel's ``cols`` (else the stride phases)
 _COLS_BYTES = 4 * 1024 * 1024
@@ -151,6 +152,7 @@ def gemm_col2im(x, w, out, groups, ntap, ldc, table, bias, chunk, act, zero, wor
     cols_all = np.empty((nw, padded(chunk * ntap * ldc)), dtype=x.dtype)
     bpan_all = np.empty((nw, padded(cg * nr)), dtype=x.dtype)
     zb = np.zeros(MR, dtype=x.dtype)
+    contig_src = np.empty(0, dtype=np.int64)  # unread: the inputs are read as they lie
     for wk in prange(nw):
         cols = cols_all[wk]
         for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
@@ -164,14 +166,8 @@ def gemm_col2im(x, w, out, groups, ntap, ldc, table, bias, chunk, act, zero, wor
                 ncol = min(nr, lin - p0)
                 wide = 2 * ncol > nr  # else a narrow last panel of one vector: half the work
                 bw = nr if wide else nr // 2
-                bpan = bpan_all[wk, :cg * bw]
-                for k in range(cg):  # the panel: positions p0 .. p0 + ncol of the group's inputs
-                    srow = x[n, g * cg + k, p0:p0 + ncol]
-                    dst = bpan[k * bw:(k + 1) * bw]
-                    for j in range(ncol):
-                        dst[j] = srow[j]
-                    for j in range(ncol, bw):
-                        dst[j] = zero
+                bpan = bpan_all[wk, :cg * bw]  # positions p0 .. p0 + ncol of the group's inputs
+                pack_positions(x[n], g * cg, cg, contig_src, True, p0, ncol, bpan, zero)
                 for r0 in range(0, nrow, MR):
                     if wide:
                         row_block2(w, (c0 * ntap + r0) * cg, cg, bpan, cg, zb, cols,
