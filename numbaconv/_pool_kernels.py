@@ -28,6 +28,15 @@ def _spans(geom, orows, unit, reach, span, r):
 
 
 @njit(**HELPER)
+def leading_scale(scale, scale_off, o, last):
+    """``prod_a scale[scale_off[a] + o[a]]`` over the axes before ``last``: a row's scale."""
+    base = 1.0
+    for a in range(last):
+        base *= scale[scale_off[a] + o[a]]
+    return base
+
+
+@njit(**HELPER)
 def max_row(vp, q0, voff, step, dst, ninf):
     """``dst[j] = max_t vp[q0 + voff[t] + j * step]`` (NaN wins): one output row of max pooling.
 
@@ -128,9 +137,7 @@ def window_pool(x, out, idx, geom, maps, voff, vidx, op, power, scale, scale_off
                         max_row(vp, orows[r], voff, s_l, dst, ninf)
                         continue
                     sum_row(vp, orows[r], voff, s_l, dst)
-                    base = 1.0
-                    for a in range(last):
-                        base *= scale[scale_off[a] + o[a]]
+                    base = leading_scale(scale, scale_off, o, last)
                     sc = scale[scale_off[last]:scale_off[last] + olast]
                     for j in range(olast):
                         dst[j] *= base * sc[j]
@@ -174,9 +181,7 @@ def window_pool(x, out, idx, geom, maps, voff, vidx, op, power, scale, scale_off
                 o[a] = 0
             for r in range(nrow):
                 rb = orows[r]
-                base = 1.0
-                for a in range(last):
-                    base *= scale[scale_off[a] + o[a]]
+                base = leading_scale(scale, scale_off, o, last)
                 for j in range(olast):
                     q = rb + j * s_l
                     if op == MAX:
@@ -186,13 +191,7 @@ def window_pool(x, out, idx, geom, maps, voff, vidx, op, power, scale, scale_off
                         idx[n, c, r * olast + j] = arg[q]
                     else:
                         orow[r * olast + j] = acc[q] * (base * scale[scale_off[last] + j])
-                a = last - 1
-                while a >= 0:
-                    o[a] += 1
-                    if o[a] < geom[G_OUT, a]:
-                        break
-                    o[a] = 0
-                    a -= 1
+                next_row(geom[G_OUT], o, last)
 
 
 @njit(**PARALLEL)
