@@ -4,11 +4,17 @@ Each row times numbaconv and a peer doing the same work on the same float32
 data with the same number of threads: PyTorch (when importable) for the
 convolution family, SciPy for what it has (``scipy.ndimage.correlate``). The
 ratio is numbaconv's median time over the peer's: below 1 means faster.
+
+Before measuring, glibc's ``malloc`` is asked to keep freed memory for reuse
+(:func:`keep_freed_memory`), so that a repeat's fresh output does not sometimes
+come from new pages that fault on first touch, by the allocator's history.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import json
 import math
 import os
@@ -289,6 +295,29 @@ def _progress(i: int, n: int, label: str) -> None:
         sys.stderr.write("\n")
 
 
+def keep_freed_memory() -> bool:
+    """Ask glibc's ``malloc`` to reuse freed memory instead of returning it to the OS.
+
+    By default glibc serves large blocks (a few MB: most outputs here) from
+    fresh ``mmap`` pages or gives freed heap tops back, depending on its
+    history, and every first touch of a fresh 4 KB page faults. The same call
+    then takes two different times: PyTorch's separable peer flipped between 6
+    and 20 ms on this machine, and its conv2d 7x7 between 7 and 26 ms. Both
+    sides allocate through ``malloc`` (numpy and PyTorch's CPU allocator), so
+    the setting is the same for both; it stays for the rest of the process.
+    Returns whether it applied (``False`` without glibc).
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
+    big = 2**31 - 1
+    return bool(mallopt(m_trim_threshold, big)) and bool(
+        mallopt(m_mmap_threshold, 1 << 30) or mallopt(m_mmap_threshold, 32 << 20))
+
+
 def sgemm_gflops(threads: int) -> float:
     """numpy's float32 matrix product (the practical ceiling), GFLOP/s."""
     a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
@@ -299,6 +328,7 @@ def sgemm_gflops(threads: int) -> float:
 def run(quick: bool = False, repeat: int = 10, threads: int = 2,
         progress: bool = True) -> tuple[list[Row], dict]:
     """Measure every case; returns the rows and the run's settings."""
+    kept = keep_freed_memory()
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     torch = _torch()
     if torch is not None:
@@ -326,6 +356,7 @@ def run(quick: bool = False, repeat: int = 10, threads: int = 2,
         "threads": numba.get_num_threads(),
         "dtype": "float32 (one float64 row)",
         "numpy_sgemm_gflops": round(sgemm_gflops(threads), 1),
+        "malloc": "freed memory kept for reuse" if kept else "default",
         "ratio": "numbaconv time / peer time, medians of the same run (< 1: numbaconv faster)",
     }
     return rows, info
@@ -347,7 +378,8 @@ def format_table(rows: list[Row], info: dict) -> str:
     out.append("")
     out.append(f"threading layer {info['threading_layer']}, {info['threads']} threads; "
                f"numpy sgemm {info['numpy_sgemm_gflops']} GFLOP/s in this run; "
-               f"numba {info['numba']}, numpy {info['numpy']}, torch {info['torch']}")
+               f"numba {info['numba']}, numpy {info['numpy']}, torch {info['torch']}; "
+               f"malloc: {info['malloc']}")
     out.append("ratio = " + info["ratio"])
     out.append("GFLOP/s = the direct algorithm's multiply-adds per second (3x3 convolutions at "
                "stride 1 run Winograd F(2,3), which does fewer)")

@@ -1,25 +1,14 @@
-"""Shared set-up: pinned threads, seeded inputs, optional peers."""
+"""Shared set-up: seeded inputs, optional peers."""
 
 from __future__ import annotations
 
-import os
+import numpy as np
 
-os.environ.setdefault("OMP_NUM_THREADS", "2")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
-
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
-
-THREADS = 2
-numba.set_num_threads(min(THREADS, numba.config.NUMBA_NUM_THREADS))
-
-
+# the thread counts (2) come from the environment, set in ``benchmarks/__init__.py``
 try:
     import torch
 except ImportError:  # PyTorch is an optional peer: its benchmarks are skipped
     torch = None
-else:
-    torch.set_num_threads(THREADS)
 
 try:
     from asv_runner.benchmarks.mark import skip_benchmark_if
