@@ -57,7 +57,7 @@ def _splat(builder, value, vty):
                                               [0] * vty.count))
 
 
-def _block_codegen(nv: int, rows_out: bool):
+def _block_codegen(nv: int, rows_out: bool, offsets: bool = False):
     """LLVM IR of the micro-kernel with panels ``nv`` vectors wide.
 
     The arguments are ``(a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow,
@@ -65,16 +65,21 @@ def _block_codegen(nv: int, rows_out: bool):
     sums of row ``i`` and panel column ``j`` to ``out[o_off + j*ldo + i]``
     plus ``bias[j]`` (columns are channels: :func:`panel_block1`), or with
     ``rows_out`` to ``out[o_off + i*ldo + j]`` plus ``bias[i]`` (rows are
-    channels, columns positions: :func:`row_block1`).
+    channels, columns positions: :func:`row_block1`). With ``offsets`` an
+    int64 array ``koff`` follows ``b``, and step ``k`` reads its ``NR``
+    columns from ``b[koff[k]:]`` instead of row ``k`` of a packed panel
+    (:func:`tap_block1`).
     """
+    ix = (0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11) if offsets else tuple(range(11))
 
     def codegen(context, builder, sig, args):
         i64 = ir.IntType(64)
-        aty, bty, biasty, outty = sig.args[0], sig.args[3], sig.args[5], sig.args[6]
-        a_v, b_v, bias_v, out_v = args[0], args[3], args[5], args[6]
+        aty, bty, biasty, outty = (sig.args[ix[i]] for i in (0, 3, 5, 6))
+        a_v, b_v, bias_v, out_v = (args[ix[i]] for i in (0, 3, 5, 6))
         off_v, ld_v, kk_v, o_off_v, ldo_v, nrow_v, ncol_v = (
-            context.cast(builder, args[i], sig.args[i], types.int64)
+            context.cast(builder, args[ix[i]], sig.args[ix[i]], types.int64)
             for i in (1, 2, 4, 7, 8, 9, 10))
+        koffp = context.make_array(sig.args[4])(context, builder, args[4]).data if offsets else None
         fty = context.get_value_type(aty.dtype)
         size = context.get_abi_sizeof(fty)
         vl = VECTOR_BYTES // size
@@ -100,7 +105,10 @@ def _block_codegen(nv: int, rows_out: bool):
         builder.position_at_end(loop)
         k = builder.phi(i64)
         acc = [[builder.phi(vty) for _ in range(nv)] for _ in range(MR)]
-        bk = builder.gep(bp, [builder.mul(k, ir.Constant(i64, nr))])
+        if offsets:
+            bk = builder.gep(bp, [builder.load(builder.gep(koffp, [k]))])
+        else:
+            bk = builder.gep(bp, [builder.mul(k, ir.Constant(i64, nr))])
         bv = [builder.load(builder.bitcast(builder.gep(bk, [ir.Constant(i64, v * vl)]),
                                            vptr), align=size) for v in range(nv)]
         new = []
@@ -220,6 +228,16 @@ elements.
 """
 
 
+_TAPS_DOC = """``out[o_off + i*ldo + j] = bias[i] + sum_k a[a_off + i*lda + k] * b[koff[k] + j]``.
+
+:func:`row_block{nv}` with the panel read in place: step ``k`` of the
+reduction reads its ``NR`` columns (``NR`` = {nv} vector(s) of the dtype) from
+``b[koff[k]:]``, any offset, so ``b`` can be a plane of input rows and
+``koff`` the offsets of the window's taps (an implicit GEMM: no packing).
+``koff`` is int64, ``kk`` long; ``b`` holds ``NR`` elements from every offset.
+"""
+
+
 def _block_intrinsic(nv: int, rows_out: bool = False):
     """The micro-kernel with panels ``nv`` vectors wide."""
 
@@ -232,10 +250,24 @@ def _block_intrinsic(nv: int, rows_out: bool = False):
     return block
 
 
+def _taps_intrinsic(nv: int):
+    """The rows-out micro-kernel reading its panel through a table of offsets."""
+
+    @intrinsic
+    def block(typingctx, a, a_off, lda, b, koff, kk, bias, out, o_off, ldo, nrow, ncol):
+        sig = types.none(a, a_off, lda, b, koff, kk, bias, out, o_off, ldo, nrow, ncol)
+        return sig, _block_codegen(nv, True, offsets=True)
+
+    block.__doc__ = _TAPS_DOC.format(nv=nv)
+    return block
+
+
 panel_block1 = _block_intrinsic(1)
 panel_block2 = _block_intrinsic(2)
 row_block1 = _block_intrinsic(1, rows_out=True)
 row_block2 = _block_intrinsic(2, rows_out=True)
+tap_block1 = _taps_intrinsic(1)
+tap_block2 = _taps_intrinsic(2)
 
 
 @intrinsic

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from . import _core, _pointwise, _winograd
+from . import _core, _implicit, _pointwise, _winograd
 from ._activations import activation_code
 from ._dtypes import as_array, result_dtypes, to_kernel
 from ._geometry import (
@@ -151,6 +151,10 @@ def run_window(
         return out.astype(rdt, copy=False)
     if dw is None and ntap == 1:  # 1 x ... x 1: a matrix product on NCHW, no gather
         _pointwise.onetap(x3, w2.reshape(cout, -1), b, out3, groups, tab, act, workers)
+        return out.astype(rdt, copy=False)
+    if dw is None and _implicit.usable(tab, groups, cin, cout):  # many taps, few channels
+        wc = w2.reshape(cout, ntap, -1).transpose(0, 2, 1) if tap_major else w2
+        _implicit.implicit(x3, wc.reshape(cout, -1), b, out3, groups, tab, act, workers)
         return out.astype(rdt, copy=False)
     if dw is None and _winograd.usable(tab, groups, cin, cout):
         wf = w2.reshape(cout, ntap, cin).transpose(0, 2, 1) if tap_major else w2

@@ -9,11 +9,19 @@ import sys
 import numpy as np
 
 import numbaconv
-from numbaconv import _col2im, _core, _deform_kernels, _pointwise, _winograd, _winograd_grad
+from numbaconv import (
+    _col2im,
+    _core,
+    _deform_kernels,
+    _implicit,
+    _pointwise,
+    _winograd,
+    _winograd_grad,
+)
 
 KERNELS = (_core.window_gemm, _core.window_direct, _deform_kernels.window_deform,
            _winograd.winograd_conv, _winograd_grad.winograd_weight_grad, _pointwise.onetap_conv,
-           _col2im.gemm_col2im, _col2im.transpose_groups)
+           _col2im.gemm_col2im, _col2im.transpose_groups, _implicit.implicit_conv)
 
 
 def _in_fresh_process(code: str) -> dict:
@@ -41,6 +49,8 @@ def test_specialisations_do_not_grow_with_rank():
             numbaconv.conv_transpose(x, np.ones((4, 3) + (2,) * d, np.float32), stride=2)  # col2im
             numbaconv.conv(x[0], np.ones((8, 4) + (3,) * d, np.float32), padding="same",
                            padding_mode="reflect", stride=2, activation="gelu")
+            xi = np.ones((1, 3) + (4,) * (d - 1) + (40,), np.float32)  # implicit GEMM
+            numbaconv.conv(xi, np.ones((16, 3) + (3,) * (d - 1) + (7,), np.float32), stride=2)
             if d in (2, 3):  # Winograd, forward and weight gradient
                 xw = np.ones((1, 16) + (4,) * d, np.float32)
                 w3 = np.ones((16, 16) + (3,) * d, np.float32)

@@ -76,6 +76,40 @@ def test_row_block_writes_exactly_the_valid_rows_and_columns(rng, dtype, wide):
 
 
 @njit(cache=False)
+def _taps(wide, a, a_off, lda, b, koff, kk, bias, out, o_off, ldo, nrow, ncol):
+    if wide:
+        mk.tap_block2(a, a_off, lda, b, koff, kk, bias, out, o_off, ldo, nrow, ncol)
+    else:
+        mk.tap_block1(a, a_off, lda, b, koff, kk, bias, out, o_off, ldo, nrow, ncol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("wide", [False, True])
+def test_tap_block_reads_its_panel_through_the_offsets(rng, dtype, wide):
+    """Step ``k`` reads ``b[koff[k]:koff[k] + NR]`` (any offsets, repeats, any order)."""
+    vl = mk.lanes(dtype)
+    nr = (2 if wide else 1) * vl
+    kk, lda, ldo, a_off, o_off = 13, 17, nr + 5, 3, 5
+    a = rng.standard_normal(a_off + mk.MR * lda).astype(dtype)
+    b = rng.standard_normal(200 + nr).astype(dtype)
+    koff = rng.integers(0, 200, kk).astype(np.int64)
+    koff[1] = koff[0]  # the same row twice
+    panel = np.stack([b[o:o + nr] for o in koff]).astype(np.float64)  # (kk, NR)
+    rows = a[a_off:].reshape(mk.MR, lda)[:, :kk].astype(np.float64)
+    for nrow, ncol in [(mk.MR, nr), (1, 1), (mk.MR - 1, nr - 3), (3, vl + 1), (0, nr)]:
+        bias = rng.standard_normal(nrow).astype(dtype)
+        full = rows[:nrow] @ panel + bias[:, None]
+        out = np.full(o_off + mk.MR * ldo, np.nan, dtype)
+        _taps(wide, a, a_off, lda, b, koff, kk, bias, out, o_off, ldo, nrow, ncol)
+        got = out[o_off:].reshape(mk.MR, ldo)
+        nc = min(ncol, nr)  # a panel has nr columns
+        assert_close(got[:nrow, :nc], full[:, :nc], dtype)
+        written = np.zeros(out.shape, bool)
+        written[o_off:].reshape(mk.MR, ldo)[:nrow, :nc] = True
+        assert np.isnan(out[~written]).all(), (nrow, ncol)  # nothing else touched
+
+
+@njit(cache=False)
 def _transpose(src, s_off, lds, dst, d_off, ldd):
     mk.transpose_block(src, s_off, lds, dst, d_off, ldd)
 

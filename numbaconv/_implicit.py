@@ -1,0 +1,175 @@
+"""Convolution as an implicit GEMM over a stride-phase plane (no gather, no packing).
+
+Output ``(co, p)`` of image ``n`` is ``sum_k w[co, k] * X[k, p]`` with ``k =
+(c, t)`` (input channel, tap) in the order PyTorch stores the weights. Along
+the last axis the window of output ``j`` starts at ``j * s`` (``s`` the last
+stride), so with each virtual row (padding included, through the maps) stored
+as its ``s`` *stride phases* (``row[ph + i*s]`` at ``ph * vls + i``), the
+samples that tap ``t`` reads for a run of outputs ``j0 ... j0 + NR - 1`` of
+one output row are contiguous: ``plane[rowbase + koff[k] + j0 + j]``, with
+``koff[(c, t)]`` the channel's plane, the tap's row, its phase and its shift.
+
+So the micro-kernel reads its panel in place (:func:`tap_block2`, rows =
+output channels straight from the weights, untransposed stores into the NCHW
+output): no im2col, no channels-last plane, no transposing epilogue. This is
+the path for windows with many taps and few input channels (a 7x7 stride-2
+stem on RGB images), where the tile GEMM's gather copies runs of a few
+samples per position.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from numba import njit, prange
+
+from ._activations import activate
+from ._config import CALLED, PARALLEL
+from ._core import output_row_table, padded, virtual_plane, virtual_row_table
+from ._geometry import G_OUT, G_STRIDE, G_VLEN, G_VSTR, Tables
+from ._microkernel import MR, VECTOR_BYTES, tap_block1, tap_block2
+
+#: the planes of the images built at a time take at most this many bytes
+_PLANE_BYTES = 8 * 1024 * 1024
+
+
+def usable(tab: Tables, groups: int, cin: int, cout: int) -> bool:
+    """Whether :func:`implicit_conv` takes this window (see the module docstring).
+
+    At least 16 reduction steps, 16 output channels per group and 16 outputs
+    along the last axis, and few input channels per group: at most 8, or at
+    most 16 at stride 1 (where Winograd's products, with a reduction of only
+    ``C_in``, and the tile GEMM's gather are slower; at a stride with 16
+    channels the tile GEMM is as fast).
+    """
+    geom = tab.geom
+    cg, m = cin // groups, cout // groups
+    if not (cg * len(tab.voff) >= 16 and m >= 16 and int(geom[G_OUT, -1]) >= 16):
+        return False
+    return cg <= 8 or (cg <= 16 and bool((geom[G_STRIDE] == 1).all()))
+
+
+@functools.lru_cache(maxsize=16)
+def _offsets(gkey: bytes, gshape: tuple[int, int], vkey: bytes,
+             cg: int) -> tuple[np.ndarray, int, int]:
+    geom = np.frombuffer(gkey, np.int64).reshape(gshape)
+    voff = np.frombuffer(vkey, np.int64)
+    s = int(geom[G_STRIDE, -1])
+    vl = int(geom[G_VLEN, -1])
+    vls = -(-vl // s)
+    nvrow = int(geom[G_VSTR, 0] * geom[G_VLEN, 0]) // vl
+    rl = s * vls
+    plen = nvrow * rl
+    rows, e = voff // vl, voff % vl  # each tap's virtual row and last-axis offset
+    toff = rows * rl + (e % s) * vls + e // s
+    koff = (np.arange(cg, dtype=np.int64)[:, None] * plen + toff[None, :]).ravel()
+    koff.flags.writeable = False
+    return koff, vls, plen
+
+
+def implicit(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray, groups: int,
+             tab: Tables, act: int, workers: int) -> None:
+    """Run :func:`implicit_conv`: ``w2`` is ``(C_out, C_in / groups * T)`` channel-major.
+
+    Arrays in the compute dtype, ``x3`` and ``out3`` flat over space as in
+    :mod:`numbaconv._core`.
+    """
+    cout, kk = w2.shape
+    cin = x3.shape[1]
+    cg = cin // groups
+    wpad = np.zeros((cout + MR, kk), w2.dtype)  # whole micro-kernel blocks of rows
+    wpad[:cout] = w2
+    koff, vls, plen = _offsets(tab.geom.tobytes(), tab.geom.shape, tab.voff.tobytes(), cg)
+    chunk = max(1, min(x3.shape[0], _PLANE_BYTES // (cin * plen * x3.itemsize)))
+    implicit_conv(x3, wpad, bias, out3, groups, tab.geom, tab.maps, koff, vls, plen, chunk, act,
+                  x3.dtype.type(0), workers)
+
+
+@njit(**CALLED)
+def phase_rows(xc, geom, maps, vrows, s, vls, dst, row, zero):
+    """The virtual rows of channel ``xc`` (flat) as stride phases: ``dst[r*s*vls + ph*vls + i]``
+    = virtual sample ``ph + i*s`` of row ``r`` (zero past the row's end).
+
+    ``row`` is scratch of at least ``s * vls`` elements.
+    """
+    vl = geom[G_VLEN, geom.shape[1] - 1]
+    rl = s * vls
+    for r in range(vrows.shape[0]):
+        d = dst[r * rl:(r + 1) * rl]
+        if s == 1:
+            virtual_plane(xc, geom, maps, vrows[r:r + 1], d, zero)
+            continue
+        virtual_plane(xc, geom, maps, vrows[r:r + 1], row, zero)
+        for j in range(vl, rl):
+            row[j] = zero
+        for ph in range(s):
+            dp = d[ph * vls:(ph + 1) * vls]
+            for i in range(vls):
+                dp[i] = row[ph + i * s]
+
+
+@njit(**PARALLEL)
+def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, act, zero,
+                  workers):
+    """``out[n, co, p] = act(bias[co] + sum_(c, t) w[co, c*T + t] * x_virtual[n, c, p, t])``.
+
+    x (N, C_in, L_in); w (C_out + MR, C_in/groups * T), C-contiguous, the rows
+    past C_out zero; bias (C_out,); ``koff``, ``vls``, ``plen`` as
+    :func:`_offsets`; out (N, C_out, L_out) is written whole. ``chunk`` images
+    have their planes built at a time; then a job is one image, one group,
+    one output row (all axes but the last) and one panel of ``NR`` outputs
+    along the last axis.
+    """
+    nimg, nc, _ = x.shape
+    cout = out.shape[1]
+    lout = out.shape[2]
+    m = cout // groups
+    cg = nc // groups
+    kk = w.shape[1]
+    last = geom.shape[1] - 1
+    s = geom[G_STRIDE, last]
+    olast = geom[G_OUT, last]
+    nr = 2 * (VECTOR_BYTES // x.itemsize)
+    npan = (olast + nr - 1) // nr
+    vrows = virtual_row_table(geom, maps)
+    orows = output_row_table(geom)
+    vl = geom[G_VLEN, last]
+    rl = s * vls
+    norow = orows.shape[0]
+    # the planes, and one panel's reach of zeros past the last (the narrow panel reads them)
+    planes = np.zeros(min(chunk, nimg) * nc * plen + nr, dtype=x.dtype)
+    nw = max(min(workers, nimg * groups * norow * npan), 1)
+    scratch = np.empty((max(workers, 1), padded(rl)), dtype=x.dtype)  # one per builder
+    for n0 in range(0, nimg, chunk):
+        nb = min(chunk, nimg - n0)
+        nbuild = nb * nc
+        nwb = max(min(workers, nbuild), 1)
+        for wk in prange(nwb):
+            for q in range(wk * nbuild // nwb, (wk + 1) * nbuild // nwb):
+                phase_rows(x[n0 + q // nc, q % nc], geom, maps, vrows, s, vls,
+                           planes[q * plen:(q + 1) * plen], scratch[wk], zero)
+        njobs = nb * groups * norow * npan
+        for wk in prange(nw):
+            for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
+                pl = job % npan
+                orow = (job // npan) % norow
+                g = (job // (npan * norow)) % groups
+                nn = job // (npan * norow * groups)
+                j0 = pl * nr
+                ncol = min(nr, olast - j0)
+                b = planes[(nn * nc + g * cg) * plen + (orows[orow] // vl) * rl + j0:]
+                for r0 in range(0, m, MR):
+                    co = g * m + r0
+                    o_off = ((n0 + nn) * cout + co) * lout + orow * olast + j0
+                    if 2 * ncol > nr:
+                        tap_block2(w, co * kk, kk, b, koff, kk, bias[co:], out, o_off, lout,
+                                   min(MR, m - r0), ncol)
+                    else:
+                        tap_block1(w, co * kk, kk, b, koff, kk, bias[co:], out, o_off, lout,
+                                   min(MR, m - r0), ncol)
+                if act != 0:
+                    for co in range(g * m, (g + 1) * m):
+                        orow_v = out[n0 + nn, co, orow * olast + j0:orow * olast + j0 + ncol]
+                        for j in range(ncol):
+                            orow_v[j] = activate(orow_v[j], act)

@@ -1,0 +1,124 @@
+"""The implicit-GEMM path (many taps, few input channels) against the independent reference.
+
+:func:`numbaconv._implicit.implicit` takes the windows of at most 8 input
+channels per group with at least 16 reduction steps, 16 output channels per
+group and 16 outputs along the last axis; each test checks that it was taken.
+The shapes make whole and narrow last panels, blocks of output channels cut
+short, strides and dilations that split the last axis into phases, groups,
+and every padding mode through the virtual rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from checks import assert_close
+from reference import conv_ref
+
+import numbaconv
+from numbaconv import _implicit, _microkernel
+from numbaconv._geometry import conv_window, kernel_tables
+
+MODES = ["zeros", "reflect", "replicate", "circular", "symmetric"]
+DTYPES = [np.float32, np.float64]
+
+
+@pytest.fixture
+def calls(count_calls):
+    """How many times the implicit-GEMM kernel ran."""
+    return count_calls(_implicit, "implicit")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_matches_reference(rng, calls, d, mode, dtype):
+    # 19 output channels per group (a block of rows cut short); the last axis gives
+    # 2-3 panels, the last of them narrow or wide
+    shape = {1: (83,), 2: (7, 61), 3: (4, 5, 45)}[d]
+    kernel = {1: (7,), 2: (3, 5), 3: (2, 3, 3)}[d]
+    stride = (1, 2, 2)[-d:]
+    dilation = (2, 1, 1)[-d:] if mode == "zeros" else 1
+    padding = 2
+    x = rng.standard_normal((2, 6) + shape).astype(dtype)
+    w = rng.standard_normal((38, 3) + kernel).astype(dtype)
+    b = rng.standard_normal(38).astype(dtype)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=2, padding_mode=mode,
+              activation="silu")
+    y = numbaconv.conv(x, w, b, **kw)
+    assert calls[0] == 1
+    assert y.dtype == dtype
+    assert_close(y, conv_ref(x, w, b, **kw), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_stem_shape_and_image_chunks(rng, calls, monkeypatch, dtype):
+    """A 7x7 stride-2 stem on RGB (the bench's shape, smaller), one image's planes at a time."""
+    monkeypatch.setattr(_implicit, "_PLANE_BYTES", 1)
+    x = rng.standard_normal((3, 3, 40, 37)).astype(dtype)
+    w = rng.standard_normal((24, 3, 7, 7)).astype(dtype)
+    y = numbaconv.conv(x, w, stride=2, padding=3)
+    assert calls[0] == 1
+    assert_close(y, conv_ref(x, w, stride=2, padding=3), dtype)
+    assert_close(numbaconv.conv(x[0], w, stride=2, padding=3), y[0], dtype)  # unbatched
+
+
+def test_fewer_jobs_than_plane_builds(rng, calls):
+    """One output panel of one row, three channels' planes: the builders outnumber the jobs."""
+    x = rng.standard_normal((1, 3, 3, 40)).astype(np.float32)
+    w = rng.standard_normal((16, 3, 3, 7)).astype(np.float32)
+    assert_close(numbaconv.conv(x, w, stride=2), conv_ref(x, w, stride=2), np.float32)
+    assert calls[0] == 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_panel_widths(rng, calls, dtype):
+    """Every length of the last axis from the path's minimum (16) to two panels and more."""
+    nr = 2 * _microkernel.lanes(dtype)
+    w = rng.standard_normal((16, 2, 3, 3)).astype(dtype)
+    for n in range(16, 2 * nr + 2):
+        x = rng.standard_normal((1, 2, 3, n + 2)).astype(dtype)
+        assert_close(numbaconv.conv(x, w), conv_ref(x, w), dtype)
+    assert calls[0] == 2 * nr + 2 - 16
+
+
+def test_other_windows_take_other_paths(rng, calls):
+    """Many channels (the tile GEMM or Winograd), 16 at a stride, few taps, few outputs or
+    output channels."""
+    for xs, ws, st in [((1, 24, 8, 20), (16, 24, 3, 3), 1), ((1, 16, 8, 70), (16, 16, 3, 3), 2),
+                       ((1, 4, 8, 20), (16, 4, 1, 3), 1), ((1, 3, 8, 12), (16, 3, 3, 3), 1),
+                       ((1, 3, 8, 20), (8, 3, 3, 3), 1)]:
+        x = rng.standard_normal(xs).astype(np.float32)
+        w = rng.standard_normal(ws).astype(np.float32)
+        assert_close(numbaconv.conv(x, w, stride=st), conv_ref(x, w, stride=st), np.float32)
+    assert calls[0] == 0
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect"])
+def test_phase_plane_and_offsets(rng, mode):
+    """``plane[rowbase + koff[(c, t)] + j]`` is the padded input that tap ``t`` of output ``j``
+    reads, checked against ``numpy.pad`` for every output row, tap and position."""
+    cg, size, k, stride, dil, pad = 2, (5, 17), (3, 4), (2, 3), (1, 2), ((2, 1), (3, 2))
+    win = conv_window(size, k, stride, pad, dil)
+    tab = kernel_tables(win, mode)
+    x = rng.standard_normal((cg,) + size)
+    koff, vls, plen = _implicit._offsets(tab.geom.tobytes(), tab.geom.shape,
+                                         tab.voff.tobytes(), cg)
+    planes = np.zeros(cg * plen)
+    vrows = numbaconv._core.virtual_row_table(tab.geom, tab.maps)
+    s, vl = stride[1], tab.geom[_implicit.G_VLEN, 1]
+    scratch = np.empty(s * vls)
+    for c in range(cg):
+        _implicit.phase_rows(x[c].ravel(), tab.geom, tab.maps, vrows, s, vls,
+                             planes[c * plen:(c + 1) * plen], scratch, 0.0)
+    xp = np.pad(x, ((0, 0),) + pad, mode={"zeros": "constant", "reflect": "reflect"}[mode])
+    orows = numbaconv._core.output_row_table(tab.geom)
+    taps = list(np.ndindex(*k))
+    for oy in range(win.out_shape[0]):
+        base = (orows[oy] // vl) * s * vls
+        for c in range(cg):
+            for t, (ty, tx) in enumerate(taps):
+                got = planes[base + koff[c * len(taps) + t]:][:win.out_shape[1]]
+                want = xp[c, oy * stride[0] + ty * dil[0],
+                          tx * dil[1]::stride[1]][:win.out_shape[1]]
+                np.testing.assert_array_equal(got, want)
