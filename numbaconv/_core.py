@@ -57,7 +57,7 @@ from ._geometry import (
     G_VLEN,
     G_VSTR,
 )
-from ._microkernel import MR, VECTOR_BYTES, panel_block1, panel_block2, transpose_block
+from ._microkernel import MR, VECTOR_BYTES, add_row, panel_block1, panel_block2, transpose_block
 
 #: per-worker scratch rows are padded by this many elements (128 bytes or more)
 #: and rounded up to it, so that two workers never write to one cache line
@@ -219,10 +219,7 @@ def virtual_plane(xc, geom, maps, vrows, vp, zero):
         for j in range(id0 + idn, vl):
             m = maps[ml + j]
             dst[j] = xc[rowsrc + m] if m >= 0 else zero
-        mid = dst[id0:id0 + idn]
-        src = xc[rowsrc + geom[G_IDSRC, last]:rowsrc + geom[G_IDSRC, last] + idn]
-        for j in range(idn):
-            mid[j] = src[j]
+        add_row(xc, rowsrc + geom[G_IDSRC, last], vp, r * vl + id0, idn, zero)
 
 
 @njit(**HELPER)
@@ -713,9 +710,7 @@ def window_direct(x, w, bias, out, groups, geom, maps, voff, act, zero, workers)
                 rb = orows[r]
                 dst = orow[r * olast:(r + 1) * olast]
                 if s_l == 1 and act == 0:
-                    src = acc[rb:rb + olast]
-                    for j in range(olast):
-                        dst[j] = src[j] + b
+                    add_row(acc, rb, orow, r * olast, olast, b)
                 else:
                     for j in range(olast):
                         dst[j] = activate(acc[rb + j * s_l] + b, act)

@@ -369,3 +369,68 @@ def gemm_weights(wt: np.ndarray, bias: np.ndarray,
     if wp.shape[0]:
         return np.empty(shape, wt.dtype), wp, bp
     return np.ascontiguousarray(wt).reshape(shape), wp, bp
+
+
+def _masked_load(builder, n, fty, suffix):
+    """The ``llvm.masked.load`` of ``n`` elements of ``fty``."""
+    cty = ir.VectorType(fty, n)
+    return cgutils.get_or_insert_function(
+        builder.module,
+        ir.FunctionType(cty, [cty.as_pointer(), ir.IntType(32), ir.VectorType(ir.IntType(1), n),
+                              cty]),
+        f"llvm.masked.load.v{n}{suffix[suffix.index('f'):]}.p0")
+
+
+@intrinsic
+def add_row(typingctx, src, s_off, dst, d_off, n, b):
+    """``dst[d_off + j] = src[s_off + j] + b`` for ``j < n``, in whole vectors.
+
+    Numba's loops of a few dozen iterations (a 28-wide image row) run
+    LLVM's scalar remainder: its vector loop needs a multiple of the vector
+    width times the interleave. This loops over vectors instead, the last one
+    masked (nothing past ``n`` is read or written). Both arrays C-contiguous,
+    offsets in elements; with ``b`` zero it is a copy (``-0.0`` becomes
+    ``+0.0``).
+    """
+    sig = types.none(src, s_off, dst, d_off, n, b)
+
+    def codegen(context, builder, sig, args):
+        i64 = ir.IntType(64)
+        sty, dty = sig.args[0], sig.args[2]
+        s_off_v, d_off_v, n_v = (context.cast(builder, args[i], sig.args[i], types.int64)
+                                 for i in (1, 3, 4))
+        fty = context.get_value_type(sty.dtype)
+        b_v = context.cast(builder, args[5], sig.args[5], sty.dtype)
+        size = context.get_abi_sizeof(fty)
+        vl = VECTOR_BYTES // size
+        vty = ir.VectorType(fty, vl)
+        suffix = ("v%df32" if size == 4 else "v%df64") % vl
+        load = _masked_load(builder, vl, fty, suffix)
+        store = _masked_store(builder, vl, fty, suffix)
+        align = ir.Constant(ir.IntType(32), size)
+        sp = builder.gep(context.make_array(sty)(context, builder, args[0]).data, [s_off_v])
+        dp = builder.gep(context.make_array(dty)(context, builder, args[2]).data, [d_off_v])
+        bvec = _splat(builder, b_v, vty)
+        lanes_v = ir.Constant(ir.VectorType(i64, vl), list(range(vl)))
+        zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * vl)
+        entry = builder.basic_block
+        loop = builder.append_basic_block("row.loop")
+        done = builder.append_basic_block("row.done")
+        builder.cbranch(builder.icmp_signed(">", n_v, ir.Constant(i64, 0)), loop, done)
+        builder.position_at_end(loop)
+        j = builder.phi(i64)
+        j.add_incoming(ir.Constant(i64, 0), entry)
+        ok = builder.icmp_signed("<", builder.add(_splat(builder, j, ir.VectorType(i64, vl)),
+                                                  lanes_v),
+                                 _splat(builder, n_v, ir.VectorType(i64, vl)))
+        v = builder.call(load, [builder.bitcast(builder.gep(sp, [j]), vty.as_pointer()), align,
+                                ok, zero])
+        builder.call(store, [builder.fadd(v, bvec),
+                             builder.bitcast(builder.gep(dp, [j]), vty.as_pointer()), align, ok])
+        j1 = builder.add(j, ir.Constant(i64, vl))
+        j.add_incoming(j1, loop)
+        builder.cbranch(builder.icmp_signed("<", j1, n_v), loop, done)
+        builder.position_at_end(done)
+        return context.get_dummy_value()
+
+    return sig, codegen

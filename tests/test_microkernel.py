@@ -110,6 +110,23 @@ def test_tap_block_reads_its_panel_through_the_offsets(rng, dtype, wide):
 
 
 @njit(cache=False)
+def _add_row(src, s_off, dst, d_off, n, b):
+    mk.add_row(src, s_off, dst, d_off, n, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_add_row_writes_exactly_n_elements(rng, dtype):
+    """Whole vectors and a masked last one: nothing before ``d_off`` or from ``d_off + n`` on."""
+    vl = mk.lanes(dtype)
+    src = rng.standard_normal(5 * vl).astype(dtype)
+    for n in [0, 1, vl - 1, vl, vl + 1, 3 * vl + 5]:
+        dst = np.full(4 * vl + 9, np.nan, dtype)
+        _add_row(src, 3, dst, 2, n, dtype(0.5))
+        np.testing.assert_array_equal(dst[2:2 + n], src[3:3 + n] + dtype(0.5))
+        assert np.isnan(dst[:2]).all() and np.isnan(dst[2 + n:]).all(), n
+
+
+@njit(cache=False)
 def _transpose(src, s_off, lds, dst, d_off, ldd):
     mk.transpose_block(src, s_off, lds, dst, d_off, ldd)
 

@@ -219,3 +219,27 @@ for dt in (np.float32, np.float64):
 timeraw_cold_compile_conv_family.timeout = 300
 timeraw_cold_compile_conv_family.number = 1
 timeraw_cold_compile_conv_family.repeat = 1
+
+
+def timeraw_cold_compile_every_conv_path():
+    """As :func:`timeraw_cold_compile_conv_family`, plus the paths added since it was set
+    (one-tap, implicit GEMM, strided transposed): everything ``conv`` and ``conv_transpose``
+    can compile."""
+    return """
+import os, tempfile
+os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp()
+import numpy as np, numbaconv
+for dt in (np.float32, np.float64):
+    x = np.ones((1, 4, 8, 8), dt)
+    numbaconv.conv(x, np.ones((8, 4, 3, 3), dt))
+    numbaconv.depthwise_conv(x, np.ones((4, 1, 3, 3), dt))
+    numbaconv.conv(np.ones((1, 16, 8, 8), dt), np.ones((16, 16, 3, 3), dt))  # Winograd
+    numbaconv.conv(x, np.ones((8, 4, 1, 1), dt))  # one tap
+    numbaconv.conv(np.ones((1, 3, 8, 40), dt), np.ones((16, 3, 3, 7), dt), stride=2)  # implicit
+    numbaconv.conv_transpose(x, np.ones((4, 8, 4, 4), dt), stride=2)  # col2im
+"""
+
+
+timeraw_cold_compile_every_conv_path.timeout = 400
+timeraw_cold_compile_every_conv_path.number = 1
+timeraw_cold_compile_every_conv_path.repeat = 1
