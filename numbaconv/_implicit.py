@@ -32,6 +32,8 @@ from ._microkernel import MR, VECTOR_BYTES, tap_block1, tap_block2
 
 #: the planes of the images built at a time take at most this many bytes
 _PLANE_BYTES = 8 * 1024 * 1024
+#: a job covers at most this many panels of one output row
+_RUN = 4
 
 
 def usable(tab: Tables, groups: int, cin: int, cout: int) -> bool:
@@ -118,8 +120,9 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, a
     past C_out zero; bias (C_out,); ``koff``, ``vls``, ``plen`` as
     :func:`_offsets`; out (N, C_out, L_out) is written whole. ``chunk`` images
     have their planes built at a time; then a job is one image, one group,
-    one output row (all axes but the last) and one panel of ``NR`` outputs
-    along the last axis.
+    one output row (all axes but the last) and a run of up to ``_RUN`` panels
+    of ``NR`` outputs along the last axis, swept block of output channels by
+    block.
     """
     nimg, nc, _ = x.shape
     cout = out.shape[1]
@@ -139,7 +142,9 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, a
     norow = orows.shape[0]
     # the planes, and one panel's reach of zeros past the last (the narrow panel reads them)
     planes = np.zeros(min(chunk, nimg) * nc * plen + nr, dtype=x.dtype)
-    nw = max(min(workers, nimg * groups * norow * npan), 1)
+    run = min(npan, _RUN)  # panels per job
+    nrun = (npan + run - 1) // run
+    nw = max(min(workers, nimg * groups * norow * nrun), 1)
     scratch = np.empty((max(workers, 1), padded(rl)), dtype=x.dtype)  # one per builder
     for n0 in range(0, nimg, chunk):
         nb = min(chunk, nimg - n0)
@@ -149,25 +154,31 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, a
             for q in range(wk * nbuild // nwb, (wk + 1) * nbuild // nwb):
                 phase_rows(x[n0 + q // nc, q % nc], geom, maps, vrows, s, vls,
                            planes[q * plen:(q + 1) * plen], scratch[wk], zero)
-        njobs = nb * groups * norow * npan
+        njobs = nb * groups * norow * nrun
         for wk in prange(nw):
             for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
-                pl = job % npan
-                orow = (job // npan) % norow
-                g = (job // (npan * norow)) % groups
-                nn = job // (npan * norow * groups)
-                j0 = pl * nr
-                ncol = min(nr, olast - j0)
-                b = planes[(nn * nc + g * cg) * plen + (orows[orow] // vl) * rl + j0:]
+                pr = job % nrun
+                orow = (job // nrun) % norow
+                g = (job // (nrun * norow)) % groups
+                nn = job // (nrun * norow * groups)
+                j0 = pr * run * nr
+                j1 = min(olast, j0 + run * nr)
+                b0 = (nn * nc + g * cg) * plen + (orows[orow] // vl) * rl
+                # row blocks outside, the run's panels inside: one block's weight rows and
+                # the run's plane rows both stay in L1
                 for r0 in range(0, m, MR):
                     co = g * m + r0
-                    o_off = ((n0 + nn) * cout + co) * lout + orow * olast + j0
-                    if 2 * ncol > nr:
-                        tap_block2(w, co * kk, kk, b, koff, kk, bias[co:], out, o_off, lout,
-                                   min(MR, m - r0), ncol)
-                    else:
-                        tap_block1(w, co * kk, kk, b, koff, kk, bias[co:], out, o_off, lout,
-                                   min(MR, m - r0), ncol)
+                    for jp in range(j0, j1, nr):
+                        ncol = min(nr, olast - jp)
+                        b = planes[b0 + jp:]
+                        o_off = ((n0 + nn) * cout + co) * lout + orow * olast + jp
+                        if 2 * ncol > nr:
+                            tap_block2(w, co * kk, kk, b, koff, kk, bias[co:], out, o_off, lout,
+                                       min(MR, m - r0), ncol)
+                        else:
+                            tap_block1(w, co * kk, kk, b, koff, kk, bias[co:], out, o_off, lout,
+                                       min(MR, m - r0), ncol)
+                ncol = j1 - j0
                 if act != 0:
                     for co in range(g * m, (g + 1) * m):
                         orow_v = out[n0 + nn, co, orow * olast + j0:orow * olast + j0 + ncol]
