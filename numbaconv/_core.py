@@ -57,7 +57,15 @@ from ._geometry import (
     G_VLEN,
     G_VSTR,
 )
-from ._microkernel import MR, VECTOR_BYTES, add_row, panel_block1, panel_block2, transpose_block
+from ._microkernel import (
+    MR,
+    VECTOR_BYTES,
+    add_row,
+    copy_row,
+    panel_block1,
+    panel_block2,
+    transpose_block,
+)
 
 #: per-worker scratch rows are padded by this many elements (128 bytes or more)
 #: and rounded up to it, so that two workers never write to one cache line
@@ -219,7 +227,7 @@ def virtual_plane(xc, geom, maps, vrows, vp, zero):
         for j in range(id0 + idn, vl):
             m = maps[ml + j]
             dst[j] = xc[rowsrc + m] if m >= 0 else zero
-        add_row(xc, rowsrc + geom[G_IDSRC, last], vp, r * vl + id0, idn, zero)
+        copy_row(xc, rowsrc + geom[G_IDSRC, last], vp, r * vl + id0, idn)
 
 
 @njit(**HELPER)

@@ -12,9 +12,13 @@ one output row are contiguous: ``plane[rowbase + koff[k] + j0 + j]``, with
 So the micro-kernel reads its panel in place (:func:`tap_block2`, rows =
 output channels straight from the weights, untransposed stores into the NCHW
 output): no im2col, no channels-last plane, no transposing epilogue. This is
-the path for windows with many taps and few input channels (a 7x7 stride-2
-stem on RGB images), where the tile GEMM's gather copies runs of a few
-samples per position.
+the path for windows with many taps and few input channels: a 7x7 stride-2
+stem on RGB images, where the tile GEMM's gather copies runs of a few
+samples per position, or a 3x3x3 convolution of 16 channels, where
+Winograd's products (a reduction of only 16) are bound by their epilogue;
+and for every 1-D convolution at stride 1. In 1-D there are no planes: each
+job builds the segment of the signal it reads (:func:`phase_segment`, in
+L2), for a run of ``_RUN_1D`` panels whose long output rows stream well.
 """
 
 from __future__ import annotations
@@ -27,13 +31,15 @@ from numba import njit, prange
 from ._activations import activate
 from ._config import CALLED, PARALLEL
 from ._core import output_row_table, padded, virtual_plane, virtual_row_table
-from ._geometry import G_OUT, G_STRIDE, G_VLEN, G_VSTR, Tables
-from ._microkernel import MR, VECTOR_BYTES, tap_block1, tap_block2
+from ._geometry import G_ID0, G_IDN, G_IDSRC, G_MAPOFF, G_OUT, G_STRIDE, G_VLEN, G_VSTR, Tables
+from ._microkernel import MR, VECTOR_BYTES, copy_row, lanes, tap_block1, tap_block2
 
 #: the planes of the images built at a time take at most this many bytes
 _PLANE_BYTES = 8 * 1024 * 1024
-#: a job covers at most this many panels of one output row
+#: a job covers at most this many panels of one output row (1-D: of its segment, whose
+#: long runs of output stream better)
 _RUN = 4
+_RUN_1D = 16
 
 
 def usable(tab: Tables, groups: int, cin: int, cout: int) -> bool:
@@ -43,13 +49,14 @@ def usable(tab: Tables, groups: int, cin: int, cout: int) -> bool:
     along the last axis, and few input channels per group: at most 8, or at
     most 16 at stride 1 (where Winograd's products, with a reduction of only
     ``C_in``, and the tile GEMM's gather are slower; at a stride with 16
-    channels the tile GEMM is as fast).
+    channels the tile GEMM is as fast); in 1-D at stride 1, any number.
     """
     geom = tab.geom
     cg, m = cin // groups, cout // groups
     if not (cg * len(tab.voff) >= 16 and m >= 16 and int(geom[G_OUT, -1]) >= 16):
         return False
-    return cg <= 8 or (cg <= 16 and bool((geom[G_STRIDE] == 1).all()))
+    unit = bool((geom[G_STRIDE] == 1).all())
+    return cg <= 8 or (cg <= 16 and unit) or (unit and geom.shape[1] == 1)
 
 
 @functools.lru_cache(maxsize=16)
@@ -70,6 +77,22 @@ def _offsets(gkey: bytes, gshape: tuple[int, int], vkey: bytes,
     return koff, vls, plen
 
 
+@functools.lru_cache(maxsize=16)
+def _segment_offsets(gkey: bytes, gshape: tuple[int, int], vkey: bytes, cg: int,
+                     vl: int) -> tuple[np.ndarray, int, int]:
+    """1-D: ``(koff, svls, segl)`` for a job's segment of ``_RUN_1D`` panels, stored as its
+    stride phases (``svls`` samples each), the channels ``segl`` apart."""
+    geom = np.frombuffer(gkey, np.int64).reshape(gshape)
+    e = np.frombuffer(vkey, np.int64)  # the taps' offsets along the one axis
+    s = int(geom[G_STRIDE, 0])
+    svls = _RUN_1D * 2 * vl + int(e[-1]) // s + 1
+    segl = s * svls
+    koff = (np.arange(cg, dtype=np.int64)[:, None] * segl
+            + ((e % s) * svls + e // s)[None, :]).ravel()
+    koff.flags.writeable = False
+    return koff, svls, segl
+
+
 def implicit(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray, groups: int,
              tab: Tables, act: int, workers: int) -> None:
     """Run :func:`implicit_conv`: ``w2`` is ``(C_out, C_in / groups * T)`` channel-major.
@@ -82,8 +105,13 @@ def implicit(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray,
     cg = cin // groups
     wpad = np.zeros((cout + MR, kk), w2.dtype)  # whole micro-kernel blocks of rows
     wpad[:cout] = w2
-    koff, vls, plen = _offsets(tab.geom.tobytes(), tab.geom.shape, tab.voff.tobytes(), cg)
-    chunk = max(1, min(x3.shape[0], _PLANE_BYTES // (cin * plen * x3.itemsize)))
+    if tab.geom.shape[1] == 1:  # 1-D: each job builds the segment it reads
+        koff, vls, plen = _segment_offsets(tab.geom.tobytes(), tab.geom.shape,
+                                           tab.voff.tobytes(), cg, lanes(x3.dtype))
+        chunk = x3.shape[0]
+    else:
+        koff, vls, plen = _offsets(tab.geom.tobytes(), tab.geom.shape, tab.voff.tobytes(), cg)
+        chunk = max(1, min(x3.shape[0], _PLANE_BYTES // (cin * plen * x3.itemsize)))
     implicit_conv(x3, wpad, bias, out3, groups, tab.geom, tab.maps, koff, vls, plen, chunk, act,
                   x3.dtype.type(0), workers)
 
@@ -109,6 +137,36 @@ def phase_rows(xc, geom, maps, vrows, s, vls, dst, row, zero):
             dp = d[ph * vls:(ph + 1) * vls]
             for i in range(vls):
                 dp[i] = row[ph + i * s]
+
+
+@njit(**CALLED)
+def phase_segment(xn, c0, cg, geom, maps, v0, s, svls, seg, zero):
+    """1-D: virtual samples ``v0 + ph + i*s`` of channels ``c0 ... c0 + cg - 1`` of image
+    ``xn`` at ``seg[c*s*svls + ph*svls + i]`` (zero past the axis's end)."""
+    vl = geom[G_VLEN, 0]
+    ml = geom[G_MAPOFF, 0]
+    id0 = geom[G_ID0, 0]
+    id1 = id0 + geom[G_IDN, 0]
+    segl = s * svls
+    for c in range(cg):
+        xc = xn[c0 + c]
+        for ph in range(s):
+            d0 = c * segl + ph * svls
+            if s == 1:  # the run that is the input itself as one copy, the rest by the map
+                a0 = min(max(id0 - v0, 0), svls)
+                a1 = max(min(id1 - v0, svls), a0)
+                copy_row(xc, v0 + a0 - id0 + geom[G_IDSRC, 0], seg, d0 + a0, a1 - a0)
+                for i in range(a0):
+                    m = maps[ml + v0 + i] if v0 + i < vl else -1
+                    seg[d0 + i] = xc[m] if m >= 0 else zero
+                for i in range(a1, svls):
+                    m = maps[ml + v0 + i] if v0 + i < vl else -1
+                    seg[d0 + i] = xc[m] if m >= 0 else zero
+                continue
+            for i in range(svls):
+                v = v0 + ph + i * s
+                m = maps[ml + v] if v < vl else -1
+                seg[d0 + i] = xc[m] if m >= 0 else zero
 
 
 @njit(**PARALLEL)
@@ -141,14 +199,16 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, a
     rl = s * vls
     norow = orows.shape[0]
     # the planes, and one panel's reach of zeros past the last (the narrow panel reads them)
-    planes = np.zeros(min(chunk, nimg) * nc * plen + nr, dtype=x.dtype)
-    run = min(npan, _RUN)  # panels per job
+    seg1 = last == 0  # 1-D: segments per job (``vls``, ``plen`` their layout), no planes
+    planes = np.zeros(nr if seg1 else min(chunk, nimg) * nc * plen + nr, dtype=x.dtype)
+    run = min(npan, _RUN_1D if last == 0 else _RUN)  # panels per job
     nrun = (npan + run - 1) // run
     nw = max(min(workers, nimg * groups * norow * nrun), 1)
     scratch = np.empty((max(workers, 1), padded(rl)), dtype=x.dtype)  # one per builder
+    segs = np.zeros((nw if seg1 else 1, padded(cg * plen + nr) if seg1 else 1), dtype=x.dtype)
     for n0 in range(0, nimg, chunk):
         nb = min(chunk, nimg - n0)
-        nbuild = nb * nc
+        nbuild = 0 if seg1 else nb * nc
         nwb = max(min(workers, nbuild), 1)
         for wk in prange(nwb):
             for q in range(wk * nbuild // nwb, (wk + 1) * nbuild // nwb):
@@ -163,14 +223,21 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, a
                 nn = job // (nrun * norow * groups)
                 j0 = pr * run * nr
                 j1 = min(olast, j0 + run * nr)
-                b0 = (nn * nc + g * cg) * plen + (orows[orow] // vl) * rl
+                if seg1:
+                    phase_segment(x[n0 + nn], g * cg, cg, geom, maps, j0 * s, s, vls, segs[wk],
+                                  zero)
+                    src = segs[wk]
+                    b0 = -j0
+                else:
+                    src = planes
+                    b0 = (nn * nc + g * cg) * plen + (orows[orow] // vl) * rl
                 # row blocks outside, the run's panels inside: one block's weight rows and
                 # the run's plane rows both stay in L1
                 for r0 in range(0, m, MR):
                     co = g * m + r0
                     for jp in range(j0, j1, nr):
                         ncol = min(nr, olast - jp)
-                        b = planes[b0 + jp:]
+                        b = src[b0 + jp:]
                         o_off = ((n0 + nn) * cout + co) * lout + orow * olast + jp
                         if 2 * ncol > nr:
                             tap_block2(w, co * kk, kk, b, koff, kk, bias[co:], out, o_off, lout,

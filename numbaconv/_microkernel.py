@@ -381,18 +381,8 @@ def _masked_load(builder, n, fty, suffix):
         f"llvm.masked.load.v{n}{suffix[suffix.index('f'):]}.p0")
 
 
-@intrinsic
-def add_row(typingctx, src, s_off, dst, d_off, n, b):
-    """``dst[d_off + j] = src[s_off + j] + b`` for ``j < n``, in whole vectors.
-
-    Numba's loops of a few dozen iterations (a 28-wide image row) run
-    LLVM's scalar remainder: its vector loop needs a multiple of the vector
-    width times the interleave. This loops over vectors instead, the last one
-    masked (nothing past ``n`` is read or written). Both arrays C-contiguous,
-    offsets in elements; with ``b`` zero it is a copy (``-0.0`` becomes
-    ``+0.0``).
-    """
-    sig = types.none(src, s_off, dst, d_off, n, b)
+def _row_codegen(add: bool):
+    """LLVM IR of :func:`copy_row` (``add``: of :func:`add_row`)."""
 
     def codegen(context, builder, sig, args):
         i64 = ir.IntType(64)
@@ -400,7 +390,6 @@ def add_row(typingctx, src, s_off, dst, d_off, n, b):
         s_off_v, d_off_v, n_v = (context.cast(builder, args[i], sig.args[i], types.int64)
                                  for i in (1, 3, 4))
         fty = context.get_value_type(sty.dtype)
-        b_v = context.cast(builder, args[5], sig.args[5], sty.dtype)
         size = context.get_abi_sizeof(fty)
         vl = VECTOR_BYTES // size
         vty = ir.VectorType(fty, vl)
@@ -410,7 +399,8 @@ def add_row(typingctx, src, s_off, dst, d_off, n, b):
         align = ir.Constant(ir.IntType(32), size)
         sp = builder.gep(context.make_array(sty)(context, builder, args[0]).data, [s_off_v])
         dp = builder.gep(context.make_array(dty)(context, builder, args[2]).data, [d_off_v])
-        bvec = _splat(builder, b_v, vty)
+        if add:
+            bvec = _splat(builder, context.cast(builder, args[5], sig.args[5], sty.dtype), vty)
         lanes_v = ir.Constant(ir.VectorType(i64, vl), list(range(vl)))
         zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * vl)
         entry = builder.basic_block
@@ -425,7 +415,7 @@ def add_row(typingctx, src, s_off, dst, d_off, n, b):
                                  _splat(builder, n_v, ir.VectorType(i64, vl)))
         v = builder.call(load, [builder.bitcast(builder.gep(sp, [j]), vty.as_pointer()), align,
                                 ok, zero])
-        builder.call(store, [builder.fadd(v, bvec),
+        builder.call(store, [builder.fadd(v, bvec) if add else v,
                              builder.bitcast(builder.gep(dp, [j]), vty.as_pointer()), align, ok])
         j1 = builder.add(j, ir.Constant(i64, vl))
         j.add_incoming(j1, loop)
@@ -433,4 +423,23 @@ def add_row(typingctx, src, s_off, dst, d_off, n, b):
         builder.position_at_end(done)
         return context.get_dummy_value()
 
-    return sig, codegen
+    return codegen
+
+
+@intrinsic
+def copy_row(typingctx, src, s_off, dst, d_off, n):
+    """``dst[d_off + j] = src[s_off + j]`` for ``j < n``, in whole vectors.
+
+    Numba's loops of a few dozen iterations (a 28-wide image row) run
+    LLVM's scalar remainder: its vector loop needs a multiple of the vector
+    width times the interleave. This loops over vectors instead, the last one
+    masked (nothing past ``n`` is read or written). Both arrays C-contiguous,
+    offsets in elements.
+    """
+    return types.none(src, s_off, dst, d_off, n), _row_codegen(False)
+
+
+@intrinsic
+def add_row(typingctx, src, s_off, dst, d_off, n, b):
+    """``dst[d_off + j] = src[s_off + j] + b`` for ``j < n``: :func:`copy_row` plus ``b``."""
+    return types.none(src, s_off, dst, d_off, n, b), _row_codegen(True)

@@ -1,8 +1,9 @@
 """The implicit-GEMM path (many taps, few input channels) against the independent reference.
 
 :func:`numbaconv._implicit.implicit` takes the windows of at most 8 input
-channels per group with at least 16 reduction steps, 16 output channels per
-group and 16 outputs along the last axis; each test checks that it was taken.
+channels per group (16 at stride 1, any number in 1-D at stride 1) with at
+least 16 reduction steps, 16 output channels per group and 16 outputs along
+the last axis; each test checks that it was taken.
 The shapes make whole and narrow last panels, blocks of output channels cut
 short, strides and dilations that split the last axis into phases, groups,
 and every padding mode through the virtual rows.
@@ -63,6 +64,24 @@ def test_stem_shape_and_image_chunks(rng, calls, monkeypatch, dtype):
     assert_close(numbaconv.conv(x[0], w, stride=2, padding=3), y[0], dtype)  # unbatched
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", MODES)
+def test_1d_segments_at_stride_1(rng, calls, mode, dtype):
+    """1-D at stride 1, many channels: per-job segments (two runs of panels and a short one),
+    the padding through the map on both sides of the copied run."""
+    nr = 2 * _microkernel.lanes(dtype)
+    n = 2 * _implicit._RUN_1D * nr + 37
+    x = rng.standard_normal((2, 40, n)).astype(dtype)
+    w = rng.standard_normal((24, 40, 3)).astype(dtype)
+    b = rng.standard_normal(24).astype(dtype)
+    kw = dict(padding=((3, 1),), dilation=2, padding_mode=mode, activation="relu")
+    if mode != "zeros":
+        kw["padding"] = 2
+    y = numbaconv.conv(x, w, b, **kw)
+    assert calls[0] == 1
+    assert_close(y, conv_ref(x, w, b, **kw), dtype)
+
+
 def test_fewer_jobs_than_plane_builds(rng, calls):
     """One output panel of one row, three channels' planes: the builders outnumber the jobs."""
     x = rng.standard_normal((1, 3, 3, 40)).astype(np.float32)
@@ -86,6 +105,7 @@ def test_other_windows_take_other_paths(rng, calls):
     """Many channels (the tile GEMM or Winograd), 16 at a stride, few taps, few outputs or
     output channels."""
     for xs, ws, st in [((1, 24, 8, 20), (16, 24, 3, 3), 1), ((1, 16, 8, 70), (16, 16, 3, 3), 2),
+                       ((1, 16, 70), (16, 16, 3), 2),
                        ((1, 4, 8, 20), (16, 4, 1, 3), 1), ((1, 3, 8, 12), (16, 3, 3, 3), 1),
                        ((1, 3, 8, 20), (8, 3, 3, 3), 1)]:
         x = rng.standard_normal(xs).astype(np.float32)

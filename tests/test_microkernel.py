@@ -114,16 +114,27 @@ def _add_row(src, s_off, dst, d_off, n, b):
     mk.add_row(src, s_off, dst, d_off, n, b)
 
 
+@njit(cache=False)
+def _copy_row(src, s_off, dst, d_off, n):
+    mk.copy_row(src, s_off, dst, d_off, n)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_add_row_writes_exactly_n_elements(rng, dtype):
-    """Whole vectors and a masked last one: nothing before ``d_off`` or from ``d_off + n`` on."""
+def test_add_and_copy_row_write_exactly_n_elements(rng, dtype):
+    """Whole vectors and a masked last one: nothing before ``d_off`` or from ``d_off + n`` on;
+    the copy is exact (``-0.0``, ``-inf`` and NaN stay)."""
     vl = mk.lanes(dtype)
     src = rng.standard_normal(5 * vl).astype(dtype)
+    src[4:7] = [-0.0, -np.inf, np.nan]
     for n in [0, 1, vl - 1, vl, vl + 1, 3 * vl + 5]:
         dst = np.full(4 * vl + 9, np.nan, dtype)
         _add_row(src, 3, dst, 2, n, dtype(0.5))
         np.testing.assert_array_equal(dst[2:2 + n], src[3:3 + n] + dtype(0.5))
         assert np.isnan(dst[:2]).all() and np.isnan(dst[2 + n:]).all(), n
+        dst = np.full(4 * vl + 9, 7.0, dtype)
+        _copy_row(src, 3, dst, 2, n)
+        assert dst[2:2 + n].tobytes() == src[3:3 + n].tobytes()
+        assert (dst[:2] == 7).all() and (dst[2 + n:] == 7).all(), n
 
 
 @njit(cache=False)
