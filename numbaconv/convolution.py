@@ -42,7 +42,11 @@ __all__ = [
 
 #: target size in bytes of one worker's gathered tile (it stays in L2)
 _TILE_BYTES = 512 * 1024
-#: at most this many bytes of virtual (padded, channels-last) planes at a time
+#: at most this many bytes of virtual (padded, channels-last) planes at a time: the tile
+#: GEMM's chunk of images (with 4 MB, not 32, the planes of a separable (8,128,56,56) are
+#: two images' and stay nearer the cores: 7.3-8.8 -> 6.5-7.6 ms) ...
+_GEMM_PLANE_BYTES = 4 * 1024 * 1024
+#: ... and the deformable kernels' and the gradients'
 _PLANE_BYTES = 32 * 1024 * 1024
 #: fewer output channels per group than this go to the direct schedule
 _MIN_GEMM_ROWS = 4
@@ -169,7 +173,7 @@ def run_window(
         dwT = _EMPTY_DW[cdt]
     wk, wp, bp = gemm_weights(wt, b, groups)
     plane = int(tab.geom[G_VLEN].prod()) * cin * cdt.itemsize
-    chunk = max(1, min(nimg, _PLANE_BYTES // plane))
+    chunk = max(1, min(nimg, _GEMM_PLANE_BYTES // plane))
     _core.window_gemm(x3, wk, wp, bp, b, out3, groups, tab.geom, tab.maps, tab.voff, dwT, mult,
                       act, _tile(wk.shape[1], cdt.itemsize), chunk, zero, workers)
     return out.astype(rdt, copy=False)

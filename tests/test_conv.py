@@ -72,7 +72,7 @@ def test_conv_matches_reference(rng, d, mode, dtype, stride, padding, dilation, 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_many_tiles_chunks_and_images(rng, dtype, monkeypatch):
     """Enough output for several tiles per image and several image chunks."""
-    monkeypatch.setattr(conv_module, "_PLANE_BYTES", 1)  # one image per chunk
+    monkeypatch.setattr(conv_module, "_GEMM_PLANE_BYTES", 1)  # one image per chunk
     x = rng.standard_normal((3, 5, 40, 37)).astype(dtype)
     w = rng.standard_normal((9, 5, 3, 3)).astype(dtype)
     b = rng.standard_normal(9).astype(dtype)
