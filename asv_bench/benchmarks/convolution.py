@@ -202,9 +202,8 @@ numbaconv.conv(np.ones((1, 8, 16, 16), np.float32), np.ones((8, 8, 3, 3), np.flo
 """
 
 
-def timeraw_cold_compile_conv_family():
-    """A fresh process with an empty Numba cache: compile the whole convolution family."""
-    return """
+#: a fresh process with an empty Numba cache compiling, for both dtypes, ...
+_COLD_FAMILY = """
 import os, tempfile
 os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp()
 import numpy as np, numbaconv
@@ -214,6 +213,17 @@ for dt in (np.float32, np.float64):
     numbaconv.depthwise_conv(x, np.ones((4, 1, 3, 3), dt))
     numbaconv.conv(np.ones((1, 16, 8, 8), dt), np.ones((16, 16, 3, 3), dt))  # Winograd
 """
+#: ... and the paths added since that benchmark was set
+_COLD_NEWER_PATHS = """\
+    numbaconv.conv(x, np.ones((8, 4, 1, 1), dt))  # one tap
+    numbaconv.conv(np.ones((1, 3, 8, 40), dt), np.ones((16, 3, 3, 7), dt), stride=2)  # implicit
+    numbaconv.conv_transpose(x, np.ones((4, 8, 4, 4), dt), stride=2)  # col2im
+"""
+
+
+def timeraw_cold_compile_conv_family():
+    """A fresh process with an empty Numba cache: compile the whole convolution family."""
+    return _COLD_FAMILY
 
 
 timeraw_cold_compile_conv_family.timeout = 300
@@ -225,19 +235,7 @@ def timeraw_cold_compile_every_conv_path():
     """As :func:`timeraw_cold_compile_conv_family`, plus the paths added since it was set
     (one-tap, implicit GEMM, strided transposed): everything ``conv`` and ``conv_transpose``
     can compile."""
-    return """
-import os, tempfile
-os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp()
-import numpy as np, numbaconv
-for dt in (np.float32, np.float64):
-    x = np.ones((1, 4, 8, 8), dt)
-    numbaconv.conv(x, np.ones((8, 4, 3, 3), dt))
-    numbaconv.depthwise_conv(x, np.ones((4, 1, 3, 3), dt))
-    numbaconv.conv(np.ones((1, 16, 8, 8), dt), np.ones((16, 16, 3, 3), dt))  # Winograd
-    numbaconv.conv(x, np.ones((8, 4, 1, 1), dt))  # one tap
-    numbaconv.conv(np.ones((1, 3, 8, 40), dt), np.ones((16, 3, 3, 7), dt), stride=2)  # implicit
-    numbaconv.conv_transpose(x, np.ones((4, 8, 4, 4), dt), stride=2)  # col2im
-"""
+    return _COLD_FAMILY + _COLD_NEWER_PATHS
 
 
 timeraw_cold_compile_every_conv_path.timeout = 400
