@@ -176,7 +176,8 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, a
 
     x (N, C_in, L_in); w (C_out + MR, C_in/groups * T), C-contiguous, the rows
     past C_out zero; bias (C_out,); ``koff``, ``vls``, ``plen`` as
-    :func:`_offsets`; out (N, C_out, L_out) is written whole. ``chunk`` images
+    :func:`_offsets` (1-D: :func:`_segment_offsets`); out (N, C_out, L_out) is
+    written whole. ``chunk`` images
     have their planes built at a time; then a job is one image, one group,
     one output row (all axes but the last) and a run of up to ``_RUN`` panels
     of ``NR`` outputs along the last axis, swept block of output channels by
@@ -198,8 +199,8 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, a
     vl = geom[G_VLEN, last]
     rl = s * vls
     norow = orows.shape[0]
-    # the planes, and one panel's reach of zeros past the last (the narrow panel reads them)
     seg1 = last == 0  # 1-D: segments per job (``vls``, ``plen`` their layout), no planes
+    # the planes, and one panel's reach of zeros past the last (the narrow panel reads them)
     planes = np.zeros(nr if seg1 else min(chunk, nimg) * nc * plen + nr, dtype=x.dtype)
     run = min(npan, _RUN_1D if last == 0 else _RUN)  # panels per job
     nrun = (npan + run - 1) // run
