@@ -716,10 +716,10 @@ def window_direct(x, w, bias, out, groups, geom, maps, voff, act, zero, workers)
             orow = out[n, co]
             for r in range(nrow):
                 rb = orows[r]
-                dst = orow[r * olast:(r + 1) * olast]
                 if s_l == 1 and act == 0:
                     add_row(acc, rb, orow, r * olast, olast, b)
                 else:
+                    dst = orow[r * olast:(r + 1) * olast]
                     for j in range(olast):
                         dst[j] = activate(acc[rb + j * s_l] + b, act)
 

@@ -156,7 +156,7 @@ def run_window(
     if dw is None and ntap == 1:  # 1 x ... x 1: a matrix product on NCHW, no gather
         _pointwise.onetap(x3, w2.reshape(cout, -1), b, out3, groups, tab, act, workers)
         return out.astype(rdt, copy=False)
-    if dw is None and _implicit.usable(tab, groups, cin, cout):  # many taps, few channels
+    if dw is None and _implicit.usable(tab, groups, cin, cout):  # few channels, or 1-D
         wc = w2.reshape(cout, ntap, -1).transpose(0, 2, 1) if tap_major else w2
         _implicit.implicit(x3, wc.reshape(cout, -1), b, out3, groups, tab, act, workers)
         return out.astype(rdt, copy=False)
