@@ -32,7 +32,15 @@ from ._activations import activate
 from ._config import CALLED, PARALLEL
 from ._core import output_row_table, padded, virtual_plane, virtual_row_table
 from ._geometry import G_ID0, G_IDN, G_IDSRC, G_MAPOFF, G_OUT, G_STRIDE, G_VLEN, G_VSTR, Tables
-from ._microkernel import MR, VECTOR_BYTES, copy_row, lanes, tap_block1, tap_block2
+from ._microkernel import (
+    MR,
+    VECTOR_BYTES,
+    copy_row,
+    lanes,
+    tap_block1,
+    tap_block2,
+    whole_row_blocks,
+)
 
 #: the planes of the images built at a time take at most this many bytes
 _PLANE_BYTES = 8 * 1024 * 1024
@@ -100,11 +108,8 @@ def implicit(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray,
     Arrays in the compute dtype, ``x3`` and ``out3`` flat over space as in
     :mod:`numbaconv._core`.
     """
-    cout, kk = w2.shape
     cin = x3.shape[1]
     cg = cin // groups
-    wpad = np.zeros((cout + MR, kk), w2.dtype)  # whole micro-kernel blocks of rows
-    wpad[:cout] = w2
     if tab.geom.shape[1] == 1:  # 1-D: each job builds the segment it reads
         koff, vls, plen = _segment_offsets(tab.geom.tobytes(), tab.geom.shape,
                                            tab.voff.tobytes(), cg, lanes(x3.dtype))
@@ -112,8 +117,8 @@ def implicit(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray,
     else:
         koff, vls, plen = _offsets(tab.geom.tobytes(), tab.geom.shape, tab.voff.tobytes(), cg)
         chunk = max(1, min(x3.shape[0], _PLANE_BYTES // (cin * plen * x3.itemsize)))
-    implicit_conv(x3, wpad, bias, out3, groups, tab.geom, tab.maps, koff, vls, plen, chunk, act,
-                  x3.dtype.type(0), workers)
+    implicit_conv(x3, whole_row_blocks(w2), bias, out3, groups, tab.geom, tab.maps, koff, vls,
+                  plen, chunk, act, x3.dtype.type(0), workers)
 
 
 @njit(**CALLED)
@@ -156,10 +161,8 @@ def phase_segment(xn, c0, cg, geom, maps, v0, s, svls, seg, zero):
                 a0 = min(max(id0 - v0, 0), svls)
                 a1 = max(min(id1 - v0, svls), a0)
                 copy_row(xc, v0 + a0 - id0 + geom[G_IDSRC, 0], seg, d0 + a0, a1 - a0)
-                for i in range(a0):
-                    m = maps[ml + v0 + i] if v0 + i < vl else -1
-                    seg[d0 + i] = xc[m] if m >= 0 else zero
-                for i in range(a1, svls):
+                for k in range(a0 + (svls - a1)):  # [0, a0) and [a1, svls)
+                    i = k if k < a0 else a1 + (k - a0)
                     m = maps[ml + v0 + i] if v0 + i < vl else -1
                     seg[d0 + i] = xc[m] if m >= 0 else zero
                 continue

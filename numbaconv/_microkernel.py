@@ -48,6 +48,14 @@ def lanes(dtype: np.dtype) -> int:
     return VECTOR_BYTES // np.dtype(dtype).itemsize
 
 
+def whole_row_blocks(w: np.ndarray) -> np.ndarray:
+    """``w`` ``(rows, K)`` (any strides) as a C-contiguous ``(rows + MR, K)`` copy, zeros past
+    ``rows``: the rows-out micro-kernels read whole blocks of ``MR`` rows."""
+    out = np.zeros((w.shape[0] + MR, w.shape[1]), w.dtype)
+    out[:w.shape[0]] = w
+    return out
+
+
 def _splat(builder, value, vty):
     """A vector of type ``vty`` with ``value`` in every lane."""
     first = builder.insert_element(ir.Constant(vty, ir.Undefined), value,

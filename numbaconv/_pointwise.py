@@ -23,7 +23,7 @@ from ._activations import activate
 from ._config import CALLED, PARALLEL
 from ._core import padded
 from ._geometry import G_INSTR, G_MAPOFF, G_OUT, G_STRIDE, Tables
-from ._microkernel import MR, VECTOR_BYTES, row_block1, row_block2
+from ._microkernel import MR, VECTOR_BYTES, row_block1, row_block2, whole_row_blocks
 
 #: a job covers at least this many output channels (when the channels are split)
 _MIN_ROWS = 64
@@ -63,11 +63,9 @@ def onetap(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray, g
     Arrays in the compute dtype, ``x3`` and ``out3`` flat over space as in
     :mod:`numbaconv._core`.
     """
-    cout, cg = w2.shape
-    wpad = np.zeros((cout + MR, cg), w2.dtype)  # whole micro-kernel blocks of rows
-    wpad[:cout] = w2
     src, contig = sources(tab, x3.shape[2])
-    onetap_conv(x3, wpad, bias, out3, groups, src, contig, act, x3.dtype.type(0), workers)
+    onetap_conv(x3, whole_row_blocks(w2), bias, out3, groups, src, contig, act, x3.dtype.type(0),
+                workers)
 
 
 @njit(**CALLED)

@@ -52,6 +52,16 @@ def test_block_writes_exactly_the_valid_rows_and_channels(rng, dtype, wide):
         assert np.isnan(out[~written]).all(), (nrow, ncol)  # nothing else touched
 
 
+def _assert_rows_written(out, o_off, ldo, nrow, nc, full, dtype):
+    """A rows-out block stored ``full[:, :nc]`` at ``o_off + i*ldo + j`` and touched nothing
+    else (``out`` was NaN; ``nc`` = the valid columns, at most a panel's)."""
+    got = out[o_off:].reshape(mk.MR, ldo)
+    assert_close(got[:nrow, :nc], full[:, :nc], dtype)
+    written = np.zeros(out.shape, bool)
+    written[o_off:].reshape(mk.MR, ldo)[:nrow, :nc] = True
+    assert np.isnan(out[~written]).all(), (nrow, nc)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("wide", [False, True])
 def test_row_block_writes_exactly_the_valid_rows_and_columns(rng, dtype, wide):
@@ -67,12 +77,7 @@ def test_row_block_writes_exactly_the_valid_rows_and_columns(rng, dtype, wide):
         full = rows[:nrow] @ b.astype(np.float64) + bias[:, None]
         out = np.full(o_off + mk.MR * ldo, np.nan, dtype)
         _block(wide, a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow, ncol, rows_out=True)
-        got = out[o_off:].reshape(mk.MR, ldo)
-        nc = min(ncol, nr)  # a panel has nr columns
-        assert_close(got[:nrow, :nc], full[:, :nc], dtype)
-        written = np.zeros(out.shape, bool)
-        written[o_off:].reshape(mk.MR, ldo)[:nrow, :nc] = True
-        assert np.isnan(out[~written]).all(), (nrow, ncol)  # nothing else touched
+        _assert_rows_written(out, o_off, ldo, nrow, min(ncol, nr), full, dtype)
 
 
 @njit(cache=False)
@@ -101,12 +106,7 @@ def test_tap_block_reads_its_panel_through_the_offsets(rng, dtype, wide):
         full = rows[:nrow] @ panel + bias[:, None]
         out = np.full(o_off + mk.MR * ldo, np.nan, dtype)
         _taps(wide, a, a_off, lda, b, koff, kk, bias, out, o_off, ldo, nrow, ncol)
-        got = out[o_off:].reshape(mk.MR, ldo)
-        nc = min(ncol, nr)  # a panel has nr columns
-        assert_close(got[:nrow, :nc], full[:, :nc], dtype)
-        written = np.zeros(out.shape, bool)
-        written[o_off:].reshape(mk.MR, ldo)[:nrow, :nc] = True
-        assert np.isnan(out[~written]).all(), (nrow, ncol)  # nothing else touched
+        _assert_rows_written(out, o_off, ldo, nrow, min(ncol, nr), full, dtype)
 
 
 @njit(cache=False)
