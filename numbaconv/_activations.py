@@ -1,8 +1,9 @@
 """Activation functions fused into the epilogue of every kernel.
 
 The public names map to small integer codes, so that one compiled kernel
-serves every activation (a branch per output element costs nothing next to
-the window's reduction).
+serves every activation. Kernels apply :func:`activate_run` to each run of
+outputs they have just written (still in cache); the branch on the code is
+taken once per run, so that relu and leaky relu vectorise.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 
 from numba import njit
 
-from ._config import HELPER
+from ._config import CALLED, HELPER
 
 #: name -> code. Fused into convolutions, ``leaky_relu`` uses PyTorch's default
 #: slope 0.01 and ``elu`` alpha 1; ``gelu`` is the exact (erf) form, PyTorch's
@@ -39,10 +40,41 @@ def activation_code(activation: str | None) -> int:
         raise ValueError(f"activation must be one of {names}; got {activation!r}") from None
 
 
-@njit(**HELPER)
+@njit(**CALLED)
 def activate(v, code):
-    """Apply activation ``code`` to the scalar ``v`` (NaN stays NaN)."""
+    """Apply activation ``code`` to the scalar ``v`` (NaN stays NaN).
+
+    For scattered outputs only; runs of outputs go through :func:`activate_run`.
+    """
     return activate_with(v, code, LEAKY_SLOPE if code == 2 else 1.0)
+
+
+@njit(**CALLED)
+def activate_run(v, code):
+    """``v[j] = activate(v[j], code)`` for every element of the 1-D view ``v``, in place."""
+    activate_run_with(v, code, LEAKY_SLOPE if code == 2 else 1.0)
+
+
+@njit(**CALLED)
+def activate_run_with(v, code, param):
+    """:func:`activate_with` on every element of the 1-D view ``v``, in place.
+
+    One loop per branch, so that relu and leaky relu vectorise (the branch per
+    element inlined into every kernel's loops did not, and cost compile time:
+    asv_bench/NOTES.md, attempt 54).
+    """
+    n = v.shape[0]
+    if code == 1:
+        for j in range(n):
+            if v[j] < 0:
+                v[j] = 0
+    elif code == 2:
+        for j in range(n):
+            if v[j] < 0:
+                v[j] = v[j] * param
+    elif code != 0:
+        for j in range(n):
+            v[j] = activate_with(v[j], code, param)
 
 
 @njit(**HELPER)

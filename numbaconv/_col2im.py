@@ -26,7 +26,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._activations import activate
+from ._activations import activate_run
 from ._config import PARALLEL
 from ._core import padded
 from ._microkernel import MR, VECTOR_BYTES, lanes, row_block1, row_block2, transpose_block
@@ -186,6 +186,4 @@ def gemm_col2im(x, w, out, groups, ntap, ldc, table, bias, chunk, act, zero, wor
                     tk = table[k]
                     for j in range(lout):
                         orow[j] += plane[tk[j]]
-                if act != 0:
-                    for j in range(lout):
-                        orow[j] = activate(orow[j], act)
+                activate_run(orow, act)

@@ -9,10 +9,21 @@
 
 from __future__ import annotations
 
+from numba.core.cpu_options import ParallelOptions
+
 FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
 
+#: only the ``prange`` loops run in parallel. Numba's other conversions (array
+#: expressions, ``np.zeros`` and the like, slice assignments) would each become a
+#: parallel region of its own, compiled as a separate function: the kernels' scratch
+#: allocations made four regions of the tile-GEMM kernel instead of two, for no
+#: speed (NOTES 54). An options object, not a dict, because Numba empties the dict
+#: it is given and the next kernel would silently get the defaults.
+PRANGE_ONLY = ParallelOptions({"comprehension": False, "inplace_binop": False, "setitem": False,
+                               "numpy": False, "stencil": False, "fusion": False})
+
 #: options of the parallel kernels (one ``prange`` each)
-PARALLEL = {"parallel": True, "fastmath": FASTMATH, "cache": True, "error_model": "numpy"}
+PARALLEL = {"parallel": PRANGE_ONLY, "fastmath": FASTMATH, "cache": True, "error_model": "numpy"}
 
 #: options of the plain helpers called from inside a ``prange`` body
 HELPER = {"fastmath": FASTMATH, "cache": True, "error_model": "numpy", "inline": "always"}

@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._activations import activate
+from ._activations import activate_run
 from ._config import CALLED, HELPER, PARALLEL
 from ._geometry import (
     G_DIL,
@@ -443,18 +443,16 @@ def gemm_epilogue(w, r0, m, colT, npos, out, n, p0, bias, act, zero):
                 o3[q + 1] = s31 + b3
                 o3[q + 2] = s32 + b3
                 o3[q + 3] = s33 + b3
-                if act != 0:  # on the block just written (in L1): one inlined copy, not 16
-                    for i2 in range(r, r + 4):
-                        ob = out[n, i2, q:q + 4]
-                        for j in range(4):
-                            ob[j] = activate(ob[j], act)
                 p += 4
         while p < npos:
             s = dot_rows(w, r, nr, colT[p], zero)
             for j in range(nr):
-                out[n, r + j, p0 + p] = activate(s[j] + bias[r + j], act)
+                out[n, r + j, p0 + p] = s[j] + bias[r + j]
             p += 1
         i += nr
+    if act != 0:  # on the tile just written (still in cache)
+        for r in range(r0, r0 + m):
+            activate_run(out[n, r, p0:p0 + npos], act)
 
 
 @njit(**HELPER)
@@ -483,9 +481,7 @@ def panel_gemm(wp, bp, g, m, a, kk, npos, out, n, p0, act):
                 panel_block1(a, pb * kk, kk, wp[q], kk, bp[q], out, o_off, lout, nrow, ncol)
     if act != 0:
         for r in range(g * m, (g + 1) * m):
-            row = out[n, r]
-            for p in range(p0, p0 + npos):
-                row[p] = activate(row[p], act)
+            activate_run(out[n, r, p0:p0 + npos], act)
 
 
 @njit(**CALLED)
@@ -716,12 +712,14 @@ def window_direct(x, w, bias, out, groups, geom, maps, voff, act, zero, workers)
             orow = out[n, co]
             for r in range(nrow):
                 rb = orows[r]
-                if s_l == 1 and act == 0:
+                if s_l == 1:
                     add_row(acc, rb, orow, r * olast, olast, b)
                 else:
                     dst = orow[r * olast:(r + 1) * olast]
                     for j in range(olast):
-                        dst[j] = activate(acc[rb + j * s_l] + b, act)
+                        dst[j] = acc[rb + j * s_l] + b
+                if act != 0:
+                    activate_run(orow[r * olast:(r + 1) * olast], act)
 
 
 @njit(**PARALLEL)

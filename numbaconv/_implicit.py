@@ -28,7 +28,7 @@ import functools
 import numpy as np
 from numba import njit, prange
 
-from ._activations import activate
+from ._activations import activate_run
 from ._config import CALLED, PARALLEL
 from ._core import output_row_table, padded, virtual_plane, virtual_row_table
 from ._geometry import G_ID0, G_IDN, G_IDSRC, G_MAPOFF, G_OUT, G_STRIDE, G_VLEN, G_VSTR, Tables
@@ -252,6 +252,5 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, a
                 ncol = j1 - j0
                 if act != 0:
                     for co in range(g * m, (g + 1) * m):
-                        orow_v = out[n0 + nn, co, orow * olast + j0:orow * olast + j0 + ncol]
-                        for j in range(ncol):
-                            orow_v[j] = activate(orow_v[j], act)
+                        activate_run(out[n0 + nn, co, orow * olast + j0:orow * olast + j0 + ncol],
+                                     act)

@@ -19,7 +19,7 @@ import functools
 import numpy as np
 from numba import njit, prange
 
-from ._activations import activate
+from ._activations import activate_run
 from ._config import CALLED, PARALLEL
 from ._core import padded
 from ._geometry import G_INSTR, G_MAPOFF, G_OUT, G_STRIDE, Tables
@@ -144,6 +144,4 @@ def onetap_conv(x, w, bias, out, groups, src, contig, act, zero, workers):
                                min(MR, r1 - r0), ncol)
             if act != 0:
                 for co in range(g * m + sp * rows, g * m + r1):
-                    orow = out[n, co, p0:p0 + ncol]
-                    for j in range(ncol):
-                        orow[j] = activate(orow[j], act)
+                    activate_run(out[n, co, p0:p0 + ncol], act)

@@ -39,7 +39,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-from ._activations import activate
+from ._activations import activate, activate_run
 from ._config import CALLED, FASTMATH, HELPER, PARALLEL
 from ._core import ZERO, next_row, padded, virtual_cols_cl, virtual_row_table
 from ._geometry import G_DIL, G_K, G_OUT, G_STRIDE, G_VLEN, G_VSTR, Tables
@@ -339,9 +339,7 @@ def output_last(y, r0, rs, oc, o0, st, mk, j0, nj, nfull, dl, b, act):
             if r == dl:
                 r = 0
                 off += dl
-    if act != 0:
-        for j in range(2 * nfull):
-            dst[j] = activate(dst[j], act)
+    activate_run(dst, act)
     base = oc[o0 + st[j0]:]  # a view: the offsets below are non-negative
     sj = st[j0:j0 + nj]
     mj = mk[j0:j0 + nj]

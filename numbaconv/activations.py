@@ -11,7 +11,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._activations import ACTIVATIONS, activate_with
+from ._activations import ACTIVATIONS, activate_run_with
 from ._config import PARALLEL
 from ._dtypes import as_array, result_dtypes, to_kernel
 
@@ -25,8 +25,12 @@ def _elementwise(src, dst, code, param):
     n = src.shape[0]
     nchunk = (n + _CHUNK - 1) // _CHUNK
     for ch in prange(nchunk):
-        for i in range(ch * _CHUNK, min(n, (ch + 1) * _CHUNK)):
-            dst[i] = activate_with(src[i], code, param)
+        i0 = ch * _CHUNK
+        i1 = min(n, i0 + _CHUNK)
+        d = dst[i0:i1]
+        if src.ctypes.data != dst.ctypes.data:
+            d[:] = src[i0:i1]
+        activate_run_with(d, code, param)
 
 
 @njit(**PARALLEL)
