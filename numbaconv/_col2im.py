@@ -186,4 +186,5 @@ def gemm_col2im(x, w, out, groups, ntap, ldc, table, bias, chunk, act, zero, wor
                     tk = table[k]
                     for j in range(lout):
                         orow[j] += plane[tk[j]]
-                activate_run(orow, act)
+                if act != 0:
+                    activate_run(orow, act)

@@ -339,7 +339,8 @@ def output_last(y, r0, rs, oc, o0, st, mk, j0, nj, nfull, dl, b, act):
             if r == dl:
                 r = 0
                 off += dl
-    activate_run(dst, act)
+    if act != 0:
+        activate_run(dst, act)
     base = oc[o0 + st[j0]:]  # a view: the offsets below are non-negative
     sj = st[j0:j0 + nj]
     mj = mk[j0:j0 + nj]
