@@ -13,6 +13,7 @@ import math
 from numba import njit
 
 from ._config import CALLED, HELPER
+from ._vecmath import elu32, is_single, sigmoid32, silu32, tanh32
 
 #: name -> code. Fused into convolutions, ``leaky_relu`` uses PyTorch's default
 #: slope 0.01 and ``elu`` alpha 1; ``gelu`` is the exact (erf) form, PyTorch's
@@ -72,9 +73,21 @@ def activate_run_with(v, code, param):
         for j in range(n):
             if v[j] < 0:
                 v[j] = v[j] * param
-    elif code != 0:
+    elif code == 3:  # a loop per code: each inlines just its own function
         for j in range(n):
-            v[j] = activate_with(v[j], code, param)
+            v[j] = _sigmoid(v[j])
+    elif code == 4:
+        for j in range(n):
+            v[j] = _tanh(v[j])
+    elif code == 5:
+        for j in range(n):
+            v[j] = _gelu(v[j])
+    elif code == 6:
+        for j in range(n):
+            v[j] = _silu(v[j])
+    elif code == 7:
+        for j in range(n):
+            v[j] = _elu(v[j], param)
 
 
 @njit(**HELPER)
@@ -86,15 +99,45 @@ def activate_with(v, code, param):
         return 0.0 if v < 0 else v
     if code == 2:
         return v * param if v < 0 else v
-    if code == 7:
-        return param * (math.exp(v) - 1.0) if v < 0 else v
     if code == 3:
-        return 1.0 / (1.0 + math.exp(-v))
+        return _sigmoid(v)
     if code == 4:
-        return math.tanh(v)
+        return _tanh(v)
     if code == 5:
-        return 0.5 * v * (1.0 + math.erf(v * _INV_SQRT2))
-    return v / (1.0 + math.exp(-v))
+        return _gelu(v)
+    if code == 7:
+        return _elu(v, param)
+    return _silu(v)
+
+
+# float32 through the forms that vectorise (_vecmath), float64 through the C library; compiled
+# on their own (LLVM inlines them into the loops above), which keeps each caller small
+
+@njit(**CALLED)
+def _sigmoid(v):
+    return sigmoid32(v) if is_single(v) else 1.0 / (1.0 + math.exp(-v))
+
+
+@njit(**CALLED)
+def _tanh(v):
+    return tanh32(v) if is_single(v) else math.tanh(v)
+
+
+@njit(**CALLED)
+def _silu(v):
+    return silu32(v) if is_single(v) else v / (1.0 + math.exp(-v))
+
+
+@njit(**CALLED)
+def _elu(v, alpha):
+    if is_single(v):
+        return elu32(v, alpha)
+    return alpha * (math.exp(v) - 1.0) if v < 0 else v
+
+
+@njit(**CALLED)
+def _gelu(v):
+    return 0.5 * v * (1.0 + math.erf(v * _INV_SQRT2))
 
 
 _INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
