@@ -13,7 +13,7 @@ import math
 from numba import njit
 
 from ._config import CALLED, HELPER
-from ._vecmath import elu32, is_single, sigmoid32, silu32, tanh32
+from ._vecmath import elu32, gelu32, is_single, sigmoid32, silu32, tanh32
 
 #: name -> code. Fused into convolutions, ``leaky_relu`` uses PyTorch's default
 #: slope 0.01 and ``elu`` alpha 1; ``gelu`` is the exact (erf) form, PyTorch's
@@ -135,9 +135,9 @@ def _elu(v, alpha):
     return alpha * (math.exp(v) - 1.0) if v < 0 else v
 
 
-@njit(**CALLED)
+@njit(**HELPER)  # inlined here: too large for LLVM to inline into the loop itself
 def _gelu(v):
-    return 0.5 * v * (1.0 + math.erf(v * _INV_SQRT2))
+    return gelu32(v) if is_single(v) else 0.5 * v * (1.0 + math.erf(v * _INV_SQRT2))
 
 
 _INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
