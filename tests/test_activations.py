@@ -116,3 +116,28 @@ def test_float32_forms_within_one_rounding(rng, name):
     same = (got == w32) | (np.isnan(got) & np.isnan(w32))
     bad = ~(same | within)
     assert not bad.any(), list(zip(x[bad][:5], got[bad][:5], want[bad][:5]))
+
+
+def test_polynomial_exp_and_erfc_in_float64():
+    """_vecmath's ``exp_poly`` and ``erfc_poly`` against the C library, to 1e-10 relative,
+    over the ranges the float32 forms use (their limits included)."""
+    from numba import njit
+
+    from numbaconv._vecmath import erfc_poly, exp_poly
+
+    @njit
+    def both(x, z, ex, ez):
+        for i in range(x.shape[0]):
+            ex[i] = exp_poly(x[i])
+            ez[i] = erfc_poly(z[i])
+
+    x = np.concatenate([np.linspace(-708, 709, 200001), [0.0, -1e-300, 1e-300]])
+    z = np.concatenate([np.linspace(0, 10.5, x.size - 3), [1e-300, 10.49, 10.5]])
+    ex, ez = np.empty_like(x), np.empty_like(z)
+    both(x, z, ex, ez)
+    assert np.max(np.abs(ex / np.exp(x) - 1)) < 1e-10
+    assert np.max(np.abs(ez / ERFC(z) - 1)) < 1e-10
+    both(np.array([np.inf, -np.inf, np.nan, 710.0]), np.array([np.inf, 11.0, np.nan, 0.0]),
+         ex[:4], ez[:4])
+    assert ex[0] == np.inf and 0 <= ex[1] < 1e-300 and np.isnan(ex[2]) and ex[3] == np.inf
+    assert ez[0] == 0 and ez[1] == 0 and np.isnan(ez[2]) and abs(ez[3] - 1) < 1e-10
