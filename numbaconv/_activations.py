@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from ._config import CALLED, HELPER
-from ._vecmath import elu32, gelu32, is_single, sigmoid32, silu32, tanh32
+from ._vecmath import elu32, gelu32, sigmoid32, silu32, tanh32
 
 #: name -> code. Fused into convolutions, ``leaky_relu`` uses PyTorch's default
 #: slope 0.01 and ``elu`` alpha 1; ``gelu`` is the exact (erf) form, PyTorch's
@@ -110,34 +111,65 @@ def activate_with(v, code, param):
     return _silu(v)
 
 
-# float32 through the forms that vectorise (_vecmath), float64 through the C library; compiled
-# on their own (LLVM inlines them into the loops above), which keeps each caller small
+# The per-code functions pick their form when Numba types the caller: float32 through the
+# forms that vectorise (_vecmath), float64 through the C library. Only the chosen form is
+# compiled, on its own (LLVM inlines it into the loops above), which keeps each caller small;
+# gelu's float32 form is inlined by Numba, being too large for LLVM's inliner (NOTES 55).
 
-@njit(**CALLED)
+
 def _sigmoid(v):
-    return sigmoid32(v) if is_single(v) else 1.0 / (1.0 + math.exp(-v))
+    """Sigmoid of a scalar (Numba only: implemented by the overload below)."""
 
 
-@njit(**CALLED)
 def _tanh(v):
-    return tanh32(v) if is_single(v) else math.tanh(v)
+    """tanh of a scalar (Numba only)."""
 
 
-@njit(**CALLED)
 def _silu(v):
-    return silu32(v) if is_single(v) else v / (1.0 + math.exp(-v))
+    """silu of a scalar (Numba only)."""
 
 
-@njit(**CALLED)
 def _elu(v, alpha):
-    if is_single(v):
-        return elu32(v, alpha)
-    return alpha * (math.exp(v) - 1.0) if v < 0 else v
+    """elu of a scalar (Numba only)."""
 
 
-@njit(**HELPER)  # inlined here: too large for LLVM to inline into the loop itself
 def _gelu(v):
-    return gelu32(v) if is_single(v) else 0.5 * v * (1.0 + math.erf(v * _INV_SQRT2))
+    """gelu of a scalar (Numba only)."""
+
+
+@overload(_sigmoid, jit_options=CALLED)
+def _sigmoid_form(v):
+    if v == types.float32:
+        return lambda v: sigmoid32(v)
+    return lambda v: 1.0 / (1.0 + math.exp(-v))
+
+
+@overload(_tanh, jit_options=CALLED)
+def _tanh_form(v):
+    if v == types.float32:
+        return lambda v: tanh32(v)
+    return lambda v: math.tanh(v)
+
+
+@overload(_silu, jit_options=CALLED)
+def _silu_form(v):
+    if v == types.float32:
+        return lambda v: silu32(v)
+    return lambda v: v / (1.0 + math.exp(-v))
+
+
+@overload(_elu, jit_options=CALLED)
+def _elu_form(v, alpha):
+    if v == types.float32:
+        return lambda v, alpha: elu32(v, alpha)
+    return lambda v, alpha: alpha * (math.exp(v) - 1.0) if v < 0 else v
+
+
+@overload(_gelu, jit_options=CALLED, inline="always")
+def _gelu_form(v):
+    if v == types.float32:
+        return lambda v: gelu32(v)
+    return lambda v: 0.5 * v * (1.0 + math.erf(v * _INV_SQRT2))
 
 
 _INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)

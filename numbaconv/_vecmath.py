@@ -18,7 +18,7 @@ import math
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.extending import intrinsic, overload
+from numba.extending import intrinsic
 
 from ._config import HELPER
 
@@ -109,17 +109,6 @@ def erfc_poly(z):
     g = g * u + _ERFCX[0]
     e = exp_poly(-zc * zc) * g
     return 0.0 if z > _ZMAX else e
-
-
-def is_single(v):
-    """Whether ``v`` is a float32 scalar (decided when Numba compiles the caller)."""
-    return isinstance(v, np.float32)
-
-
-@overload(is_single, jit_options={"cache": True})
-def _is_single(v):
-    single = v == types.float32
-    return lambda v: single
 
 
 @njit(**HELPER)
