@@ -14,7 +14,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from ._config import CALLED, HELPER
-from ._vecmath import elu32, gelu32, sigmoid32, silu32, tanh32
+from ._vecmath import _INV_SQRT2, elu32, gelu32, sigmoid32, silu32, tanh32
 
 #: name -> code. Fused into convolutions, ``leaky_relu`` uses PyTorch's default
 #: slope 0.01 and ``elu`` alpha 1; ``gelu`` is the exact (erf) form, PyTorch's
@@ -30,7 +30,6 @@ ACTIVATIONS = {
     "elu": 7,
 }
 LEAKY_SLOPE = 0.01
-_INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
 
 def activation_code(activation: str | None) -> int:
