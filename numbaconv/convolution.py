@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from . import _core, _implicit, _pointwise, _winograd
+from . import _core, _direct_rows, _implicit, _pointwise, _winograd
 from ._activations import activation_code
 from ._dtypes import as_array, result_dtypes, to_kernel
 from ._geometry import (
@@ -150,8 +150,13 @@ def run_window(
     if dw is None and cout // groups < _MIN_GEMM_ROWS:  # channel-major for the direct schedule
         if tap_major:
             w2 = w2.reshape(cout, ntap, -1).transpose(0, 2, 1)
-        _core.window_direct(x3, to_kernel(w2, cdt).reshape(cout, -1), b, out3, groups,
-                            tab.geom, tab.maps, tab.voff, act, zero, workers)
+        wd = to_kernel(w2, cdt).reshape(cout, -1)
+        if _direct_rows.usable(tab):
+            _direct_rows.window_rows(x3, wd, b, out3, groups, tab.geom, tab.maps, act, zero,
+                                     workers)
+        else:
+            _core.window_direct(x3, wd, b, out3, groups, tab.geom, tab.maps, tab.voff, act, zero,
+                                workers)
         return out.astype(rdt, copy=False)
     if dw is None and ntap == 1:  # 1 x ... x 1: a matrix product on NCHW, no gather
         _pointwise.onetap(x3, w2.reshape(cout, -1), b, out3, groups, tab, act, workers)

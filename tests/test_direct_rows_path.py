@@ -1,0 +1,138 @@
+"""The row-sweep direct path (few output channels per group, width kept) against the reference.
+
+:func:`numbaconv._direct_rows.window_rows` takes the direct schedule's windows
+whose strides are all 1 and whose last axis is zero-padded to its own width
+(``'same'`` there, the usual depthwise layer). Each test checks that it was
+taken (or not). The shapes give tails of every length, blocks of 1-4 kernel
+rows by 1-3 columns, several chunks of rows, chunks read from the input itself
+and from the row plane, several input channels per group, and leading axes
+padded in every mode.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from checks import assert_close
+from reference import conv_ref
+
+import numbaconv
+from numbaconv import _direct_rows
+
+MODES = ["zeros", "reflect", "replicate", "circular", "symmetric"]
+DTYPES = [np.float32, np.float64]
+
+
+@pytest.fixture
+def calls(count_calls):
+    """How many times the row-sweep kernel ran."""
+    return count_calls(_direct_rows, "window_rows")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d, shape, kernel, dilation, padding", [
+    (1, (37,), (3,), 1, "same"),
+    (1, (50,), (7,), 2, "same"),
+    (1, (5,), (2,), 1, "same"),  # even kernel: more padding after
+    (2, (9, 11), (3, 3), 1, 1),
+    (2, (9, 11), (5, 5), 1, 2),
+    (2, (12, 13), (7, 7), 1, 3),
+    (2, (8, 10), (3, 3), (2, 3), "same"),
+    (2, (7, 6), (4, 2), 1, "same"),
+    (2, (6, 7), (3, 3), 1, (0, 1)),  # the leading axis unpadded: fewer rows out
+    (2, (6, 7), (1, 3), 1, (2, 1)),  # more rows out than in
+    (2, (6, 9), (3, 3), 1, ((1, 1), (2, 0))),  # as wide, all the padding before
+    (2, (9, 2), (3, 7), 1, "same"),  # padding wider than the rows: the plane only
+    (2, (5, 1), (3, 1), 1, (1, 0)),  # rows one wide
+    (3, (5, 6, 7), (3, 3, 3), 1, 1),
+    (3, (4, 5, 9), (2, 3, 5), (1, 2, 1), "same"),
+])
+def test_matches_reference(rng, calls, d, shape, kernel, dilation, padding, dtype):
+    x = rng.standard_normal((2, 4) + shape).astype(dtype)
+    w = rng.standard_normal((8, 1) + kernel).astype(dtype)  # depthwise, multiplier 2
+    b = rng.standard_normal(8).astype(dtype)
+    kw = dict(padding=padding, dilation=dilation, groups=4, activation="tanh")
+    y = numbaconv.conv(x, w, b, **kw)
+    assert calls[0] == 1
+    assert y.dtype == dtype
+    assert_close(y, conv_ref(x, w, b, **kw), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", MODES)
+def test_leading_axes_in_every_mode(rng, calls, mode, dtype):
+    """Only the last axis must be zero-padded; the rows are padded through their maps."""
+    x = rng.standard_normal((2, 3, 6, 5, 9)).astype(dtype)
+    w = rng.standard_normal((3, 1, 3, 3, 1)).astype(dtype)
+    kw = dict(padding=((2, 1), (1, 2), (0, 0)), groups=3, padding_mode=mode)
+    y = numbaconv.conv(x, w, **kw)
+    assert calls[0] == 1
+    assert_close(y, conv_ref(x, w, **kw), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_channels_per_group_and_widths(rng, calls, dtype):
+    """Several input channels summed per output (groups 2, 3 out per group); every tail."""
+    for width in range(1, 36):
+        x = rng.standard_normal((1, 4, 3, width)).astype(dtype)
+        w = rng.standard_normal((6, 2, 3, 3)).astype(dtype)
+        b = rng.standard_normal(6).astype(dtype)
+        kw = dict(padding=1, groups=2)
+        assert_close(numbaconv.conv(x, w, b, **kw), conv_ref(x, w, b, **kw), dtype)
+    assert calls[0] == 35
+
+
+def test_several_chunks_of_rows(rng, calls):
+    """A plane taller than one chunk (4096 positions): chunks from the input and the plane."""
+    x = rng.standard_normal((3, 2, 1000, 9)).astype(np.float32)
+    w = rng.standard_normal((2, 1, 5, 3)).astype(np.float32)
+    kw = dict(padding="same", groups=2, activation="relu")
+    assert_close(numbaconv.conv(x, w, **kw), conv_ref(x, w, **kw), np.float32)
+    assert calls[0] == 1
+
+
+def test_neighbouring_rows_do_not_leak(rng, calls):
+    """A tap past a row's end reads the next row's first sample: it must count as 0."""
+    x = rng.standard_normal((1, 1, 6, 8))
+    x[0, 0, 2, 7] = np.inf  # last column: the left taps of row 3, column 0 reach it
+    x[0, 0, 4, 0] = np.nan  # first column: the right taps of row 3, column 7 reach it
+    w = np.abs(rng.standard_normal((1, 1, 3, 3))) + 0.1
+    y = numbaconv.conv(x, w, padding=1)
+    ref = conv_ref(x, w, padding=1)
+    assert calls[0] == 1
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
+    np.testing.assert_array_equal(np.isposinf(y), np.isposinf(ref))
+    finite = np.isfinite(ref)
+    assert_close(y[finite], ref[finite], np.float64)
+    w7 = np.ones((1, 1, 3, 7))
+    w7[0, 0, 1, 6] = np.inf  # an inf weight times the zero padding is NaN, as on explicit zeros
+    y = numbaconv.conv(x, w7, padding="same")
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(conv_ref(x, w7, padding="same")))
+
+
+def test_one_thread_and_two_agree(rng, calls):
+    import numba
+
+    x = rng.standard_normal((3, 5, 10, 12)).astype(np.float32)
+    w = rng.standard_normal((5, 1, 3, 3)).astype(np.float32)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = numbaconv.conv(x, w, padding=1, groups=5)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(numbaconv.conv(x, w, padding=1, groups=5), one)
+    assert calls[0] == 2
+
+
+def test_other_windows_take_other_paths(rng, calls):
+    x = rng.standard_normal((1, 2, 8, 9)).astype(np.float32)
+    w = rng.standard_normal((2, 1, 3, 3)).astype(np.float32)
+    for kw in (dict(stride=2, padding=1),  # a stride
+               dict(padding=0),  # narrower rows out
+               dict(padding=1, padding_mode="reflect"),  # the last axis not zero-padded
+               dict(padding=((1, 1), (2, 1)))):  # wider rows out
+        assert_close(numbaconv.conv(x, w, groups=2, **kw), conv_ref(x, w, groups=2, **kw),
+                     np.float32)
+    assert calls[0] == 0
+
