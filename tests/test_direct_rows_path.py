@@ -136,3 +136,51 @@ def test_other_windows_take_other_paths(rng, calls):
                      np.float32)
     assert calls[0] == 0
 
+
+@pytest.mark.parametrize("mid_bytes, images_per_pass", [(64 << 20, 3), (1, 1)])
+def test_separable_in_two_passes(rng, calls, monkeypatch, mid_bytes, images_per_pass):
+    """float32 with 64 or more depthwise channels: row sweeps, then the one-tap product.
+
+    With a tiny budget the intermediate is bounded by a quarter of the output:
+    one image at a time.
+    """
+    from reference import separable_ref
+
+    from numbaconv import convolution
+
+    monkeypatch.setattr(convolution, "_SEPARABLE_MID_BYTES", mid_bytes)
+    x = rng.standard_normal((3, 32, 7, 9)).astype(np.float32)
+    dw = rng.standard_normal((64, 1, 3, 3)).astype(np.float32)  # multiplier 2
+    pw = rng.standard_normal((160, 64)).astype(np.float32)
+    b = rng.standard_normal(160).astype(np.float32)
+    kw = dict(padding="same", activation="gelu")
+    y = numbaconv.separable_conv(x, dw, pw, b, **kw)
+    assert calls[0] == 3 // images_per_pass
+    assert y.dtype == np.float32
+    assert_close(y, separable_ref(x, dw, pw, b, **kw), np.float32)
+
+
+def test_separable_stays_fused(rng, calls, monkeypatch):
+    """float64, float16, few channels, another window, or an image too large: fused."""
+    from reference import separable_ref
+
+    from numbaconv import convolution
+
+    x = rng.standard_normal((2, 64, 6, 6)).astype(np.float32)
+    dw = rng.standard_normal((64, 1, 3, 3)).astype(np.float32)
+    pw = rng.standard_normal((8, 64)).astype(np.float32)
+    for xa, da, pa, kw in ((x.astype(np.float64), dw, pw, dict(padding=1)),
+                           (x[:, :16], dw[:16], pw[:, :16], dict(padding=1)),
+                           (x, dw, pw, dict(padding=1, stride=2))):
+        y = numbaconv.separable_conv(xa, da, pa, **kw)
+        assert y.dtype == xa.dtype
+        assert_close(y, separable_ref(xa, da, pa, **kw), xa.dtype)
+    x16, dw16, pw16 = (a.astype(np.float16) for a in (x, dw, pw))
+    half = numbaconv.separable_conv(x16, dw16, pw16, padding=1)
+    assert half.dtype == np.float16  # computed in float32 throughout, rounded once at the end
+    exact = separable_ref(x16, dw16, pw16, padding=1)
+    assert np.max(np.abs(half - exact)) <= 2.0 ** -10 * np.max(np.abs(exact))
+    monkeypatch.setattr(convolution, "_SEPARABLE_MID_BYTES", 1)  # a quarter of 8 channels out
+    y = numbaconv.separable_conv(x, dw, pw, padding=1)
+    assert_close(y, separable_ref(x, dw, pw, padding=1), np.float32)
+    assert calls[0] == 0
