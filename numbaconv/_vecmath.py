@@ -155,3 +155,59 @@ def gelu32(v):
     x = np.float64(v)
     e = erfc_poly(abs(x) * _INV_SQRT2)
     return np.float32(x * (0.5 * e) if x < 0 else x * (1.0 - 0.5 * e))
+
+
+# The derivatives, for the activations' gradients: of a float32 input, in float64 (the
+# caller multiplies by the incoming gradient and rounds once). Their infinities and NaNs
+# are the C-library forms' (and PyTorch's): gelu and silu give NaN at +-inf.
+
+_INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@njit(**HELPER)
+def sigmoid_grad32(v):
+    """``s (1 - s)``, ``s`` the sigmoid of a float32 ``v``, in float64, as ``e / (1 + e)**2``,
+    ``e = e**-|v|`` (``1 - s`` would cancel in the tails)."""
+    a = abs(np.float64(v))
+    e = 0.0 if a > 708.0 else exp_poly(-a)  # exactly 0 in the tails (exp_poly stops at 1e-308)
+    return e / ((1.0 + e) * (1.0 + e))
+
+
+@njit(**HELPER)
+def tanh_grad32(v):
+    """``1 - tanh(v)**2`` of a float32 ``v``, in float64, as ``u (2 - u)``, ``u = 1 - |tanh v|``.
+
+    ``u = 2 / (e**2|v| + 1)`` keeps the tails' relative accuracy.
+    """
+    u = 2.0 / (exp_poly(2.0 * abs(np.float64(v))) + 1.0)
+    return u * (2.0 - u)
+
+
+@njit(**HELPER)
+def silu_grad32(v):
+    """``s (1 + v (1 - s))``, ``s`` the sigmoid of a float32 ``v``, in float64 (``s`` and
+    ``1 - s`` from ``e = e**-|v|``, so that neither cancels in a tail)."""
+    x = np.float64(v)
+    a = abs(x)
+    e = 0.0 if a > 708.0 else exp_poly(-a)  # exactly 0: at +-inf, inf * 0 is NaN (as torch)
+    r = 1.0 / (1.0 + e)
+    s = r if x >= 0 else e * r
+    return s * (1.0 + x * (e * r if x >= 0 else r))
+
+
+@njit(**HELPER)
+def elu_grad32(v, alpha):
+    """1 above 0, else ``alpha e**v``, of a float32 ``v``, in float64."""
+    x = np.float64(v)
+    return 1.0 if x > 0 else (0.0 if x < -708.0 else alpha * exp_poly(x))
+
+
+@njit(**HELPER)
+def gelu_grad32(v):
+    """``Phi(v) + v phi(v)`` (the exact gelu's derivative) of a float32 ``v``, in float64."""
+    x = np.float64(v)
+    e = erfc_poly(abs(x) * _INV_SQRT2)
+    cdf = 0.5 * e if x < 0 else 1.0 - 0.5 * e
+    h = -0.5 * x * x
+    pdf = 0.0 if h < -708.0 else _INV_SQRT2PI * exp_poly(h)  # inf * 0 is NaN, as in torch
+    return cdf + x * pdf

@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-from ._activations import ACTIVATIONS, derivative_with
+from ._activations import ACTIVATIONS, chain_run
 from ._config import PARALLEL
 from ._dtypes import as_array, result_dtypes, to_kernel
 from .activations import softmax
@@ -42,8 +42,9 @@ def _chain(g, x, dst, code, param):
     n = x.shape[0]
     nchunk = (n + _CHUNK - 1) // _CHUNK
     for ch in prange(nchunk):
-        for i in range(ch * _CHUNK, min(n, (ch + 1) * _CHUNK)):
-            dst[i] = g[i] * derivative_with(x[i], code, param)
+        lo = ch * _CHUNK
+        hi = min(n, lo + _CHUNK)
+        chain_run(g[lo:hi], x[lo:hi], dst[lo:hi], code, param)
 
 
 def _backward(grad_output, x, name: str, param: float) -> ActivationGrads:

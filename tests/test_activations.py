@@ -90,29 +90,31 @@ def test_read_only_out_rejected():
 ERFC = np.vectorize(math.erfc, otypes=[float])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", ["sigmoid", "tanh", "silu", "elu", "gelu"])
-def test_float32_forms_within_one_rounding(rng, name):
+def test_forms_within_one_rounding(rng, name, dtype):
     """The float32 forms (float64 arithmetic through polynomial ``exp`` and ``erfc``,
-    _vecmath) are within one float32 ulp of the float64 formula: everywhere, in the tails,
-    near 0 (tanh's series), at overflow and underflow, and on inf, -0.0 and NaN. gelu's
-    reference is ``x erfc(-x / sqrt 2) / 2``, which keeps the negative tail (``1 + erf``
-    cancels there)."""
+    _vecmath) are within one float32 ulp of the float64 formula, the float64 forms (the C
+    library) within 8 ulps: everywhere, in the tails, near 0 (tanh's series, elu's
+    ``expm1``), at overflow and underflow, and on inf, -0.0 and NaN. gelu's reference is
+    ``x erfc(-x / sqrt 2) / 2``, which keeps the negative tail (``1 + erf`` cancels there)."""
     ours, ref = REFS[name]
-    if name == "gelu":
+    if name == "gelu":  # the argument rounded as ours is: erfc's tail scales its error by 2 z^2
         def ref(x):
-            return 0.5 * x * ERFC(-x / math.sqrt(2))
+            return 0.5 * x * ERFC(-x * (1 / math.sqrt(2)))
     f32 = np.finfo(np.float32)
     ends = [0.0, -0.0, 1e-3, -1e-3, 9.9e-4, 1e-30, -1e-30, 1e-45, 80.0, -80.0, 88.5, -88.5,
             100.0, -100.0, 104.0, -104.0, 1e30, -1e30, f32.max, -f32.max, np.inf, -np.inf,
             np.nan]
     x = np.concatenate([rng.standard_normal(20000) * 12, rng.standard_normal(2000) * 2e-3,
                         np.geomspace(1e-38, 1e2, 3000), -np.geomspace(1e-38, 1e2, 3000),
-                        ends]).astype(np.float32)
+                        ends]).astype(dtype)
     got = ours(x)
     with np.errstate(over="ignore", invalid="ignore"):
         want = ref(x.astype(np.float64))
-        w32 = want.astype(np.float32)
-        within = np.abs(got.astype(np.float64) - want) <= np.spacing(np.abs(w32))
+        w32 = want.astype(dtype)
+        ulps = 1 if dtype == np.float32 else 8
+        within = np.abs(got.astype(np.float64) - want) <= ulps * np.spacing(np.abs(w32))
     same = (got == w32) | (np.isnan(got) & np.isnan(w32))
     bad = ~(same | within)
     assert not bad.any(), list(zip(x[bad][:5], got[bad][:5], want[bad][:5]))
@@ -141,3 +143,53 @@ def test_polynomial_exp_and_erfc_in_float64():
          ex[:4], ez[:4])
     assert ex[0] == np.inf and 0 <= ex[1] < 1e-300 and np.isnan(ex[2]) and ex[3] == np.inf
     assert ez[0] == 0 and ez[1] == 0 and np.isnan(ez[2]) and abs(ez[3] - 1) < 1e-10
+
+
+def _gradient_refs():
+    """Float64 derivatives in forms that keep the tails (no ``1 - s`` or ``1 - tanh**2``)."""
+    def dsigmoid(x):
+        e = np.exp(-np.abs(x))
+        return e / (1 + e) ** 2
+
+    def dsilu(x):
+        return (1 + x / (1 + np.exp(x))) / (1 + np.exp(-x))  # s (1 + x (1 - s))
+
+    return {
+        "sigmoid": (dsigmoid, ()),
+        "tanh": (lambda x: 1 / np.cosh(x) ** 2, ()),
+        "silu": (dsilu, ()),
+        "elu": (lambda x: np.where(x > 0, 1.0, 1.5 * np.exp(x)), (1.5,)),
+        "gelu": (lambda x: 0.5 * ERFC(-x * (1 / math.sqrt(2)))
+                 + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi), ()),
+    }
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "silu", "elu", "gelu"])
+def test_gradients_within_one_rounding(rng, name, dtype):
+    """``*_backward`` against float64 derivatives, to one float32 rounding or 8 float64 ulps
+    (plus 1e-15 absolute near silu's and gelu's roots, where their float64 sums cancel): the
+    float32
+    forms of _vecmath and the float64 C-library forms, in the tails (where ``1 - s`` and
+    ``1 - tanh**2`` would cancel), at overflow and underflow, and on inf, -0.0 and NaN
+    (gelu and silu give NaN at +-inf, as in PyTorch)."""
+    ref, args = _gradient_refs()[name]
+    f32 = np.finfo(np.float32)
+    ends = [0.0, -0.0, 1e-3, -1e-3, 1e-30, -1e-30, 1e-45, 20.0, -20.0, 40.0, -40.0, 88.5,
+            -88.5, 104.0, -104.0, 1e30, -1e30, f32.max, -f32.max, np.inf, -np.inf, np.nan]
+    x = np.concatenate([rng.standard_normal(20000) * 12, rng.standard_normal(2000) * 2e-3,
+                        np.geomspace(1e-38, 1e2, 3000), -np.geomspace(1e-38, 1e2, 3000),
+                        ends]).astype(dtype)
+    g = np.where(np.arange(x.size) % 2, 1.0, rng.standard_normal(x.size)).astype(dtype)
+    got = getattr(numbaconv, f"{name}_backward")(g, x, *args).input
+    assert got.dtype == dtype
+    with np.errstate(over="ignore", invalid="ignore"):
+        want = g.astype(np.float64) * ref(x.astype(np.float64))
+        wd = want.astype(dtype)
+        ulps = 1 if dtype == np.float32 else 8  # the float64 reference has a few of its own
+        near_root = (name in ("silu", "gelu")) & (np.abs(x) < 3)
+        slack = np.where(near_root, 1e-15 * np.abs(g.astype(np.float64)), 0.0)
+        within = np.abs(got.astype(np.float64) - want) <= ulps * np.spacing(np.abs(wd)) + slack
+    same = (got == wd) | (np.isnan(got) & np.isnan(wd))
+    bad = ~(same | within)
+    assert not bad.any(), list(zip(x[bad][:5], got[bad][:5], want[bad][:5]))
