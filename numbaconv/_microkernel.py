@@ -451,3 +451,51 @@ def copy_row(typingctx, src, s_off, dst, d_off, n):
 def add_row(typingctx, src, s_off, dst, d_off, n, b):
     """``dst[d_off + j] = src[s_off + j] + b`` for ``j < n``: :func:`copy_row` plus ``b``."""
     return types.none(src, s_off, dst, d_off, n, b), _row_codegen(True)
+
+
+def _prefetch_codegen(write: bool):
+    """LLVM IR of :func:`prefetch_run` (``write``: of :func:`prefetch_write`)."""
+
+    def codegen(context, builder, sig, args):
+        i8p = ir.IntType(8).as_pointer()
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        aty = sig.args[0]
+        off_v, n_v = (context.cast(builder, args[i], sig.args[i], types.int64) for i in (1, 2))
+        size = context.get_abi_sizeof(context.get_value_type(aty.dtype))
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+            "llvm.prefetch.p0i8")
+        base = builder.bitcast(builder.gep(
+            context.make_array(aty)(context, builder, args[0]).data, [off_v]), i8p)
+        nbytes = builder.mul(n_v, ir.Constant(i64, size))
+        entry = builder.basic_block
+        loop = builder.append_basic_block("prefetch.loop")
+        done = builder.append_basic_block("prefetch.done")
+        builder.cbranch(builder.icmp_signed(">", nbytes, ir.Constant(i64, 0)), loop, done)
+        builder.position_at_end(loop)
+        j = builder.phi(i64)
+        j.add_incoming(ir.Constant(i64, 0), entry)
+        builder.call(fn, [builder.gep(base, [j]), ir.Constant(i32, int(write)),
+                          ir.Constant(i32, 2), ir.Constant(i32, 1)])
+        j1 = builder.add(j, ir.Constant(i64, 64))
+        j.add_incoming(j1, loop)
+        builder.cbranch(builder.icmp_signed("<", j1, nbytes), loop, done)
+        builder.position_at_end(done)
+        return context.get_dummy_value()
+
+    return codegen
+
+
+@intrinsic
+def prefetch_run(typingctx, arr, off, n):
+    """Ask the cache (L2) for ``arr[off:off + n]`` (C-contiguous), a prefetch per 64 bytes.
+
+    A hint only: nothing is read, so a range past the array's end is harmless.
+    """
+    return types.none(arr, off, n), _prefetch_codegen(False)
+
+
+@intrinsic
+def prefetch_write(typingctx, arr, off, n):
+    """:func:`prefetch_run` for a range about to be written."""
+    return types.none(arr, off, n), _prefetch_codegen(True)

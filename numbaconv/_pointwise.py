@@ -23,12 +23,23 @@ from ._activations import activate_run
 from ._config import CALLED, PARALLEL
 from ._core import padded
 from ._geometry import G_INSTR, G_MAPOFF, G_OUT, G_STRIDE, Tables
-from ._microkernel import MR, VECTOR_BYTES, row_block1, row_block2, whole_row_blocks
+from ._microkernel import (
+    MR,
+    VECTOR_BYTES,
+    prefetch_run,
+    prefetch_write,
+    row_block1,
+    row_block2,
+    whole_row_blocks,
+)
 
 #: a job covers at least this many output channels (when the channels are split)
 _MIN_ROWS = 64
 #: the weight rows of one split of the output channels take at most this (they stay in L2)
 _ROWS_BYTES = 512 * 1024
+#: with more input and output than this (they come from memory, not the caches), each job
+#: prefetches the next one's panel and output rows as it goes (NOTES 60)
+_FETCH_BYTES = 16 * 1024 * 1024
 
 
 def sources(tab: Tables, in_len: int) -> tuple[np.ndarray, bool]:
@@ -64,8 +75,9 @@ def onetap(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray, g
     :mod:`numbaconv._core`.
     """
     src, contig = sources(tab, x3.shape[2])
+    fetch = x3.nbytes + out3.nbytes > _FETCH_BYTES
     onetap_conv(x3, whole_row_blocks(w2), bias, out3, groups, src, contig, act, x3.dtype.type(0),
-                workers)
+                fetch, workers)
 
 
 @njit(**CALLED)
@@ -92,7 +104,7 @@ def pack_positions(xn, c0, cg, src, contig, p0, ncol, bpan, zero):
 
 
 @njit(**PARALLEL)
-def onetap_conv(x, w, bias, out, groups, src, contig, act, zero, workers):
+def onetap_conv(x, w, bias, out, groups, src, contig, act, zero, fetch, workers):
     """``out[n, co, p] = act(bias[co] + sum_c w[co, c] * x[n, g*C_g + c, src[p]])``.
 
     x (N, C_in, L_in); w (C_out + MR, C_in/groups), C-contiguous, the rows
@@ -101,6 +113,9 @@ def onetap_conv(x, w, bias, out, groups, src, contig, act, zero, workers):
     it is -1; out (N, C_out, L_out) is written whole. A job is one image, one
     group, one panel of ``NR`` positions and a run of output channels (the
     runs change slowest, so that each worker keeps its run's weights in L2).
+    With ``fetch``, each block of rows also prefetches a share of the next
+    job's panel (its ``C_g`` rows, strided by a plane: more streams than the
+    hardware prefetcher follows) and of its output rows, into L2.
     """
     nimg, nc, _ = x.shape
     cout = out.shape[1]
@@ -133,7 +148,20 @@ def onetap_conv(x, w, bias, out, groups, src, contig, act, zero, workers):
             bpan = bpan_all[wk, :cg * (nr if wide else nr // 2)]
             pack_positions(x[n], g * cg, cg, src, contig, p0, ncol, bpan, zero)
             r1 = min(m, (sp + 1) * rows)
+            nxt = job + 1  # the next job's inputs and outputs, a share per block of rows
+            fetch_next = fetch and nxt < (wk + 1) * njobs // nw
+            pn = nxt % npan * nr
+            nn = (nxt % base) // (npan * groups)
+            gn = (nxt // npan) % groups
+            nblk = (r1 - sp * rows + MR - 1) // MR
             for r0 in range(sp * rows, r1, MR):
+                if fetch_next:
+                    blk = (r0 - sp * rows) // MR
+                    if contig:
+                        for k in range(blk * cg // nblk, (blk + 1) * cg // nblk):
+                            prefetch_run(x[nn, gn * cg + k], pn, min(nr, lout - pn))
+                    for q in range(gn * m + r0, gn * m + min(r0 + MR, r1)):
+                        prefetch_write(out[nn, q], pn, min(nr, lout - pn))
                 co = g * m + r0
                 o_off = (n * cout + co) * lout + p0
                 if wide:
