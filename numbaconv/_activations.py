@@ -13,7 +13,7 @@ import math
 from numba import njit, types
 from numba.extending import overload
 
-from ._config import CALLED, HELPER
+from ._config import CALLED
 from ._vecmath import (
     _INV_SQRT2,
     _INV_SQRT2PI,
@@ -55,15 +55,6 @@ def activation_code(activation: str | None) -> int:
 
 
 @njit(**CALLED)
-def activate(v, code):
-    """Apply activation ``code`` to the scalar ``v`` (NaN stays NaN).
-
-    For scattered outputs only; runs of outputs go through :func:`activate_run`.
-    """
-    return activate_with(v, code, LEAKY_SLOPE if code == 2 else 1.0)
-
-
-@njit(**CALLED)
 def activate_run(v, code):
     """``v[j] = activate(v[j], code)`` for every element of the 1-D view ``v``, in place."""
     activate_run_with(v, code, LEAKY_SLOPE if code == 2 else 1.0)
@@ -71,7 +62,8 @@ def activate_run(v, code):
 
 @njit(**CALLED)
 def activate_run_with(v, code, param):
-    """:func:`activate_with` on every element of the 1-D view ``v``, in place.
+    """Activation ``code`` with its parameter (leaky_relu's slope, elu's alpha) on every
+    element of the 1-D view ``v``, in place.
 
     One loop per branch, so that relu and leaky relu vectorise (the branch per
     element inlined into every kernel's loops did not, and cost compile time:
@@ -101,26 +93,6 @@ def activate_run_with(v, code, param):
     elif code == 7:
         for j in range(n):
             v[j] = _elu(v[j], param)
-
-
-@njit(**HELPER)
-def activate_with(v, code, param):
-    """Activation ``code`` with its parameter (leaky_relu's slope, elu's alpha)."""
-    if code == 0:
-        return v
-    if code == 1:
-        return 0.0 if v < 0 else v
-    if code == 2:
-        return v * param if v < 0 else v
-    if code == 3:
-        return _sigmoid(v)
-    if code == 4:
-        return _tanh(v)
-    if code == 5:
-        return _gelu(v)
-    if code == 7:
-        return _elu(v, param)
-    return _silu(v)
 
 
 # The per-code functions pick their form when Numba types the caller: float32 through the

@@ -39,7 +39,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-from ._activations import activate, activate_run
+from ._activations import activate_run
 from ._config import CALLED, FASTMATH, HELPER, PARALLEL
 from ._core import ZERO, next_row, padded, virtual_cols_cl, virtual_row_table
 from ._geometry import G_DIL, G_K, G_OUT, G_STRIDE, G_VLEN, G_VSTR, Tables
@@ -348,10 +348,14 @@ def output_last(y, r0, rs, oc, o0, st, mk, j0, nj, nfull, dl, b, act):
         bj = bb[j]
         cj = c[j]
         s = sj[j] - sj[0]
-        if mj[j] & 1:
-            base[s] = activate(a[j] + bj + cj + b, act)
+        if mj[j] & 1:  # (activated through one-element runs: no scalar form to compile)
+            base[s] = a[j] + bj + cj + b
+            if act != 0:
+                activate_run(base[s:s + 1], act)
         if mj[j] & 2:
-            base[s + dl] = activate(bj - cj - e[j] + b, act)
+            base[s + dl] = bj - cj - e[j] + b
+            if act != 0:
+                activate_run(base[s + dl:s + dl + 1], act)
 
 
 @njit(**CALLED)
