@@ -167,7 +167,8 @@ def gemm_col2im(x, w, out, groups, ntap, ldc, table, bias, chunk, act, zero, wor
                 wide = 2 * ncol > nr  # else a narrow last panel of one vector: half the work
                 bw = nr if wide else nr // 2
                 bpan = bpan_all[wk, :cg * bw]  # positions p0 .. p0 + ncol of the group's inputs
-                pack_positions(x[n], g * cg, cg, contig_src, True, p0, ncol, bpan, zero)
+                pack_positions(x, g * cg, cg, contig_src, True, n * lin + p0, ncol, lin, bpan,
+                               zero)
                 for r0 in range(0, nrow, MR):
                     if wide:
                         row_block2(w, (c0 * ntap + r0) * cg, cg, bpan, cg, zb, cols,

@@ -81,26 +81,78 @@ def onetap(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray, g
 
 
 @njit(**CALLED)
-def pack_positions(xn, c0, cg, src, contig, p0, ncol, bpan, zero):
-    """``bpan[k, j]`` = the sample of channel ``c0 + k`` that output ``p0 + j`` reads.
+def pack_positions(x, c0, cg, src, contig, f0, ncol, lout, bpan, zero):
+    """``bpan[k, j]`` = the sample of channel ``c0 + k`` that output ``f0 + j`` reads.
 
-    ``bpan`` is a panel ``(cg, NR)``, flat; columns from ``ncol`` on are zero.
+    ``f0`` counts positions over the whole batch (image ``f0 // lout``,
+    position ``f0 % lout``), so a panel may span images. ``bpan`` is a panel
+    ``(cg, NR)``, flat; columns from ``ncol`` on are zero.
     """
     nr = bpan.shape[0] // cg if cg > 0 else 0
-    sj = src[p0:p0 + ncol]
+    n0 = f0 // lout
+    p0 = f0 % lout
+    if p0 + ncol <= lout:  # in one image (most panels): the plain loops
+        xn = x[n0]
+        sj = src[p0:p0 + ncol]
+        for k in range(cg):
+            row = xn[c0 + k]
+            dst = bpan[k * nr:(k + 1) * nr]
+            if contig:
+                s = row[p0:p0 + ncol]
+                for j in range(ncol):
+                    dst[j] = s[j]
+            else:
+                for j in range(ncol):
+                    q = sj[j]
+                    dst[j] = row[q] if q >= 0 else zero
+            for j in range(ncol, nr):
+                dst[j] = zero
+        return
     for k in range(cg):
-        row = xn[c0 + k]
         dst = bpan[k * nr:(k + 1) * nr]
-        if contig:
-            s = row[p0:p0 + ncol]
-            for j in range(ncol):
-                dst[j] = s[j]
-        else:
-            for j in range(ncol):
-                q = sj[j]
-                dst[j] = row[q] if q >= 0 else zero
+        j = 0
+        n = n0
+        p = p0
+        while j < ncol:  # one piece per image
+            take = min(ncol - j, lout - p)
+            row = x[n, c0 + k]
+            d = dst[j:j + take]
+            if contig:
+                s = row[p:p + take]
+                for i in range(take):
+                    d[i] = s[i]
+            else:
+                sj = src[p:p + take]
+                for i in range(take):
+                    q = sj[i]
+                    d[i] = row[q] if q >= 0 else zero
+            j += take
+            n += 1
+            p = 0
         for j in range(ncol, nr):
             dst[j] = zero
+
+
+@njit(**CALLED)
+def spill_tile(tile, nr, out, co, nrow, f0, ncol, act):
+    """``out[n, co + r, p] = tile[r * nr + j]`` for a panel spanning images (``f0 + j`` over
+    the batch, as :func:`pack_positions`), then the activation on each piece."""
+    lout = out.shape[2]
+    for r in range(nrow):
+        j = 0
+        n = f0 // lout
+        p = f0 % lout
+        while j < ncol:  # one piece per image
+            take = min(ncol - j, lout - p)
+            d = out[n, co + r, p:p + take]
+            s = tile[r * nr + j:r * nr + j + take]
+            for i in range(take):
+                d[i] = s[i]
+            if act != 0:
+                activate_run(d, act)
+            j += take
+            n += 1
+            p = 0
 
 
 @njit(**PARALLEL)
@@ -110,12 +162,16 @@ def onetap_conv(x, w, bias, out, groups, src, contig, act, zero, fetch, workers)
     x (N, C_in, L_in); w (C_out + MR, C_in/groups), C-contiguous, the rows
     past C_out zero (the micro-kernel reads whole blocks of ``MR`` rows);
     bias (C_out,); src (L_out,) as :func:`sources`, ``x`` read as zero where
-    it is -1; out (N, C_out, L_out) is written whole. A job is one image, one
-    group, one panel of ``NR`` positions and a run of output channels (the
-    runs change slowest, so that each worker keeps its run's weights in L2).
-    With ``fetch``, each block of rows also prefetches a share of the next
-    job's panel (its ``C_g`` rows, strided by a plane: more streams than the
-    hardware prefetcher follows) and of its output rows, into L2.
+    it is -1; out (N, C_out, L_out) is written whole. A job is one group, one
+    panel of ``NR`` positions and a run of output channels (the runs change
+    slowest, so that each worker keeps its run's weights in L2). The panels
+    run over the positions of the whole batch: where a plane's positions are
+    not a whole number of panels, one panel covers the end of an image and the
+    start of the next (computed into the worker's tile, then spilled), rather
+    than every image ending in a narrow panel. With ``fetch``, each block of
+    rows also prefetches a share of the next job's panel (its ``C_g`` rows,
+    strided by a plane: more streams than the hardware prefetcher follows) and
+    of its output rows, into L2.
     """
     nimg, nc, _ = x.shape
     cout = out.shape[1]
@@ -123,8 +179,9 @@ def onetap_conv(x, w, bias, out, groups, src, contig, act, zero, fetch, workers)
     m = cout // groups
     cg = nc // groups
     nr = 2 * (VECTOR_BYTES // x.itemsize)
-    npan = (lout + nr - 1) // nr
-    base = nimg * groups * npan
+    total = nimg * lout
+    npan = (total + nr - 1) // nr
+    base = groups * npan
     # split the channels: each split's weight rows stay in L2 (``_ROWS_BYTES``), and
     # enough jobs for the workers when the panels alone are few
     nsplit = max(1, min(max((4 * workers + base - 1) // base,
@@ -135,23 +192,26 @@ def onetap_conv(x, w, bias, out, groups, src, contig, act, zero, fetch, workers)
     njobs = base * nsplit
     nw = max(min(workers, njobs), 1)
     bpan_all = np.empty((nw, padded(cg * nr)), dtype=x.dtype)
+    tile_all = np.empty((nw, padded(MR * nr)), dtype=x.dtype)
     for wk in prange(nw):
+        tile = tile_all[wk]
         for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
             # the split varies slowest: a worker's jobs share its weight rows
             sp = job // base
-            pl = job % npan
             g = (job // npan) % groups
-            n = (job % base) // (npan * groups)
-            p0 = pl * nr
-            ncol = min(nr, lout - p0)
+            f0 = job % npan * nr
+            ncol = min(nr, total - f0)
+            n = f0 // lout
+            p0 = f0 % lout
+            whole = p0 + ncol <= lout  # the panel lies in one image
             wide = 2 * ncol > nr  # else a narrow last panel of one vector: half the work
             bpan = bpan_all[wk, :cg * (nr if wide else nr // 2)]
-            pack_positions(x[n], g * cg, cg, src, contig, p0, ncol, bpan, zero)
+            pack_positions(x, g * cg, cg, src, contig, f0, ncol, lout, bpan, zero)
             r1 = min(m, (sp + 1) * rows)
             nxt = job + 1  # the next job's inputs and outputs, a share per block of rows
             fetch_next = fetch and nxt < (wk + 1) * njobs // nw
-            pn = nxt % npan * nr
-            nn = (nxt % base) // (npan * groups)
+            nn = nxt % npan * nr // lout
+            pn = nxt % npan * nr % lout
             gn = (nxt // npan) % groups
             nblk = (r1 - sp * rows + MR - 1) // MR
             for r0 in range(sp * rows, r1, MR):
@@ -163,13 +223,21 @@ def onetap_conv(x, w, bias, out, groups, src, contig, act, zero, fetch, workers)
                     for q in range(gn * m + r0, gn * m + min(r0 + MR, r1)):
                         prefetch_write(out[nn, q], pn, min(nr, lout - pn))
                 co = g * m + r0
-                o_off = (n * cout + co) * lout + p0
-                if wide:
-                    row_block2(w, co * cg, cg, bpan, cg, bias[co:], out, o_off, lout,
-                               min(MR, r1 - r0), ncol)
+                nrow = min(MR, r1 - r0)
+                if whole:
+                    o_off = (n * cout + co) * lout + p0
+                    if wide:
+                        row_block2(w, co * cg, cg, bpan, cg, bias[co:], out, o_off, lout, nrow,
+                                   ncol)
+                    else:
+                        row_block1(w, co * cg, cg, bpan, cg, bias[co:], out, o_off, lout, nrow,
+                                   ncol)
+                    if act != 0:
+                        for r in range(nrow):
+                            activate_run(out[n, co + r, p0:p0 + ncol], act)
                 else:
-                    row_block1(w, co * cg, cg, bpan, cg, bias[co:], out, o_off, lout,
-                               min(MR, r1 - r0), ncol)
-            if act != 0:
-                for co in range(g * m + sp * rows, g * m + r1):
-                    activate_run(out[n, co, p0:p0 + ncol], act)
+                    if wide:
+                        row_block2(w, co * cg, cg, bpan, cg, bias[co:], tile, 0, nr, nrow, ncol)
+                    else:
+                        row_block1(w, co * cg, cg, bpan, cg, bias[co:], tile, 0, nr, nrow, ncol)
+                    spill_tile(tile, nr, out, co, nrow, f0, ncol, act)
