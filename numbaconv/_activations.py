@@ -56,7 +56,8 @@ def activation_code(activation: str | None) -> int:
 
 @njit(**CALLED)
 def activate_run(v, code):
-    """``v[j] = activate(v[j], code)`` for every element of the 1-D view ``v``, in place."""
+    """Activation ``code`` on every element of the 1-D view ``v``, in place (leaky_relu with
+    slope ``LEAKY_SLOPE``, elu with alpha 1): what the kernels fuse."""
     activate_run_with(v, code, LEAKY_SLOPE if code == 2 else 1.0)
 
 

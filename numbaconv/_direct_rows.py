@@ -55,7 +55,14 @@ from ._geometry import (
     G_VSTR,
     Tables,
 )
-from ._microkernel import VECTOR_BYTES, _masked_load, _masked_store, _splat, copy_row
+from ._microkernel import (
+    VECTOR_BYTES,
+    _masked_load,
+    _masked_store,
+    _splat,
+    copy_row,
+    counted_loop,
+)
 
 #: output rows are swept in chunks of about this many positions (with their masks, the
 #: chunk's streams stay in L1 across the sweeps of one job)
@@ -167,33 +174,20 @@ def _block_codegen(rows: int, cols: int):
             else:
                 builder.call(store_f, [t, ptr(dp, vty), align, ok])
 
+        def whole(j):  # a whole vector, and a line of a later plane
+            body(j, None)
+            pf_at = builder.mul(j, ir.Constant(i64, size))
+            with builder.if_then(builder.icmp_signed("<", pf_at, pf_end)):
+                builder.call(prefetch, [builder.gep(pfp, [pf_at]), ir.Constant(i32, 0),
+                                        ir.Constant(i32, 3), ir.Constant(i32, 1)])
+
         nmain = builder.and_(n, ir.Constant(i64, -vl))
-        entry = builder.basic_block
-        loop = builder.append_basic_block("sweep.loop")
-        check = builder.append_basic_block("sweep.check")
-        tail = builder.append_basic_block("sweep.tail")
-        done = builder.append_basic_block("sweep.done")
-        builder.cbranch(builder.icmp_signed(">", nmain, ir.Constant(i64, 0)), loop, check)
-        builder.position_at_end(loop)
-        j = builder.phi(i64)
-        j.add_incoming(ir.Constant(i64, 0), entry)
-        body(j, None)
-        pf_at = builder.mul(j, ir.Constant(i64, size))  # a line of a later plane per vector
-        with builder.if_then(builder.icmp_signed("<", pf_at, pf_end)):
-            builder.call(prefetch, [builder.gep(pfp, [pf_at]), ir.Constant(i32, 0),
-                                    ir.Constant(i32, 3), ir.Constant(i32, 1)])
-        j1 = builder.add(j, ir.Constant(i64, vl))
-        j.add_incoming(j1, builder.basic_block)
-        builder.cbranch(builder.icmp_signed("<", j1, nmain), loop, check)
-        builder.position_at_end(check)
-        builder.cbranch(builder.icmp_signed("<", nmain, n), tail, done)
-        builder.position_at_end(tail)
-        lanes_v = ir.Constant(ir.VectorType(i64, vl), list(range(vl)))
-        ok = builder.icmp_signed("<", lanes_v, _splat(builder, builder.sub(n, nmain),
-                                                      ir.VectorType(i64, vl)))
-        body(nmain, ok)
-        builder.branch(done)
-        builder.position_at_end(done)
+        counted_loop(builder, nmain, vl, whole, "sweep")
+        with builder.if_then(builder.icmp_signed("<", nmain, n)):  # the masked last vector
+            lanes_v = ir.Constant(ir.VectorType(i64, vl), list(range(vl)))
+            ok = builder.icmp_signed("<", lanes_v, _splat(builder, builder.sub(n, nmain),
+                                                          ir.VectorType(i64, vl)))
+            body(nmain, ok)
         return context.get_dummy_value()
 
     return codegen

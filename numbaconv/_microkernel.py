@@ -65,6 +65,24 @@ def _splat(builder, value, vty):
                                               [0] * vty.count))
 
 
+def counted_loop(builder, n, step, body, name):
+    """Emit ``for j in range(0, n, step): body(j)`` (``n`` an ``i64`` value, nothing done when
+    it is not positive); the builder ends after the loop. ``body`` may add blocks."""
+    i64 = ir.IntType(64)
+    entry = builder.basic_block
+    loop = builder.append_basic_block(name + ".loop")
+    done = builder.append_basic_block(name + ".done")
+    builder.cbranch(builder.icmp_signed(">", n, ir.Constant(i64, 0)), loop, done)
+    builder.position_at_end(loop)
+    j = builder.phi(i64)
+    j.add_incoming(ir.Constant(i64, 0), entry)
+    body(j)
+    j1 = builder.add(j, ir.Constant(i64, step))
+    j.add_incoming(j1, builder.basic_block)
+    builder.cbranch(builder.icmp_signed("<", j1, n), loop, done)
+    builder.position_at_end(done)
+
+
 def _block_codegen(nv: int, rows_out: bool, offsets: bool = False):
     """LLVM IR of the micro-kernel with panels ``nv`` vectors wide.
 
@@ -411,24 +429,18 @@ def _row_codegen(add: bool):
             bvec = _splat(builder, context.cast(builder, args[5], sig.args[5], sty.dtype), vty)
         lanes_v = ir.Constant(ir.VectorType(i64, vl), list(range(vl)))
         zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * vl)
-        entry = builder.basic_block
-        loop = builder.append_basic_block("row.loop")
-        done = builder.append_basic_block("row.done")
-        builder.cbranch(builder.icmp_signed(">", n_v, ir.Constant(i64, 0)), loop, done)
-        builder.position_at_end(loop)
-        j = builder.phi(i64)
-        j.add_incoming(ir.Constant(i64, 0), entry)
-        ok = builder.icmp_signed("<", builder.add(_splat(builder, j, ir.VectorType(i64, vl)),
-                                                  lanes_v),
-                                 _splat(builder, n_v, ir.VectorType(i64, vl)))
-        v = builder.call(load, [builder.bitcast(builder.gep(sp, [j]), vty.as_pointer()), align,
-                                ok, zero])
-        builder.call(store, [builder.fadd(v, bvec) if add else v,
-                             builder.bitcast(builder.gep(dp, [j]), vty.as_pointer()), align, ok])
-        j1 = builder.add(j, ir.Constant(i64, vl))
-        j.add_incoming(j1, loop)
-        builder.cbranch(builder.icmp_signed("<", j1, n_v), loop, done)
-        builder.position_at_end(done)
+
+        def body(j):
+            ok = builder.icmp_signed("<", builder.add(_splat(builder, j, ir.VectorType(i64, vl)),
+                                                      lanes_v),
+                                     _splat(builder, n_v, ir.VectorType(i64, vl)))
+            v = builder.call(load, [builder.bitcast(builder.gep(sp, [j]), vty.as_pointer()),
+                                    align, ok, zero])
+            builder.call(store, [builder.fadd(v, bvec) if add else v,
+                                 builder.bitcast(builder.gep(dp, [j]), vty.as_pointer()), align,
+                                 ok])
+
+        counted_loop(builder, n_v, vl, body, "row")
         return context.get_dummy_value()
 
     return codegen
@@ -467,20 +479,11 @@ def _prefetch_codegen(write: bool):
             "llvm.prefetch.p0i8")
         base = builder.bitcast(builder.gep(
             context.make_array(aty)(context, builder, args[0]).data, [off_v]), i8p)
-        nbytes = builder.mul(n_v, ir.Constant(i64, size))
-        entry = builder.basic_block
-        loop = builder.append_basic_block("prefetch.loop")
-        done = builder.append_basic_block("prefetch.done")
-        builder.cbranch(builder.icmp_signed(">", nbytes, ir.Constant(i64, 0)), loop, done)
-        builder.position_at_end(loop)
-        j = builder.phi(i64)
-        j.add_incoming(ir.Constant(i64, 0), entry)
-        builder.call(fn, [builder.gep(base, [j]), ir.Constant(i32, int(write)),
-                          ir.Constant(i32, 2), ir.Constant(i32, 1)])
-        j1 = builder.add(j, ir.Constant(i64, 64))
-        j.add_incoming(j1, loop)
-        builder.cbranch(builder.icmp_signed("<", j1, nbytes), loop, done)
-        builder.position_at_end(done)
+        counted_loop(builder, builder.mul(n_v, ir.Constant(i64, size)), 64,
+                     lambda j: builder.call(fn, [builder.gep(base, [j]),
+                                                 ir.Constant(i32, int(write)),
+                                                 ir.Constant(i32, 2), ir.Constant(i32, 1)]),
+                     "prefetch")
         return context.get_dummy_value()
 
     return codegen

@@ -45,8 +45,8 @@ def _f64_from_bits(typingctx, bits):
 def exp_poly(x):
     """``e**x`` for a float64 ``x``, relative error about 1e-11 (inf above 709.8, NaN stays).
 
-    Below -708 the result is about 1e-308 instead of smaller: every caller
-    rounds to float32, where both are 0.
+    Below -708 the result is 0 (instead of the subnormals): 0 in float32 anyway,
+    and ``inf * e**-inf`` stays NaN.
     """
     xc = 710.0 if x > 710.0 else x  # k = 1024 there: the bits of inf
     xc = -708.0 if xc < -708.0 else xc
@@ -64,6 +64,7 @@ def exp_poly(x):
     p = p * r + _C[1]
     p = p * r + _C[0]
     y = p * _f64_from_bits((np.int64(k) + 1023) << 52)
+    y = 0.0 if x < -708.0 else y
     return y if x == x else x  # NaN: k was not a number
 
 
@@ -168,8 +169,7 @@ _INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 def sigmoid_grad32(v):
     """``s (1 - s)``, ``s`` the sigmoid of a float32 ``v``, in float64, as ``e / (1 + e)**2``,
     ``e = e**-|v|`` (``1 - s`` would cancel in the tails)."""
-    a = abs(np.float64(v))
-    e = 0.0 if a > 708.0 else exp_poly(-a)  # exactly 0 in the tails (exp_poly stops at 1e-308)
+    e = exp_poly(-abs(np.float64(v)))
     return e / ((1.0 + e) * (1.0 + e))
 
 
@@ -188,8 +188,7 @@ def silu_grad32(v):
     """``s (1 + v (1 - s))``, ``s`` the sigmoid of a float32 ``v``, in float64 (``s`` and
     ``1 - s`` from ``e = e**-|v|``, so that neither cancels in a tail)."""
     x = np.float64(v)
-    a = abs(x)
-    e = 0.0 if a > 708.0 else exp_poly(-a)  # exactly 0: at +-inf, inf * 0 is NaN (as torch)
+    e = exp_poly(-abs(x))  # 0 at +-inf: inf * 0 is NaN there, as in torch
     r = 1.0 / (1.0 + e)
     s = r if x >= 0 else e * r
     return s * (1.0 + x * (e * r if x >= 0 else r))
@@ -199,7 +198,7 @@ def silu_grad32(v):
 def elu_grad32(v, alpha):
     """1 above 0, else ``alpha e**v``, of a float32 ``v``, in float64."""
     x = np.float64(v)
-    return 1.0 if x > 0 else (0.0 if x < -708.0 else alpha * exp_poly(x))
+    return 1.0 if x > 0 else alpha * exp_poly(x)
 
 
 @njit(**HELPER)
@@ -208,6 +207,4 @@ def gelu_grad32(v):
     x = np.float64(v)
     e = erfc_poly(abs(x) * _INV_SQRT2)
     cdf = 0.5 * e if x < 0 else 1.0 - 0.5 * e
-    h = -0.5 * x * x
-    pdf = 0.0 if h < -708.0 else _INV_SQRT2PI * exp_poly(h)  # inf * 0 is NaN, as in torch
-    return cdf + x * pdf
+    return cdf + x * (_INV_SQRT2PI * exp_poly(-0.5 * x * x))  # at +-inf, inf * 0: NaN (torch)

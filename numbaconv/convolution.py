@@ -521,20 +521,22 @@ def separable_conv(
 def _separable_two_passes(sc: SeparableCall, tab: Tables, act: int) -> np.ndarray | None:
     """The separable convolution as a depthwise pass, then a one-tap product, or ``None``.
 
-    Taken in float32 (not for float16, whose intermediate would be rounded) when the
-    depthwise window suits the row sweeps
-    (:mod:`numbaconv._direct_rows`) and the product has at least
-    ``_SEPARABLE_MIN_K`` channels to reduce; then both passes run at their
-    kernels' speed, where the fused tile GEMM computes the depthwise result
-    per tile with a gather. The intermediate is bounded like any working memory
-    (``_SEPARABLE_MID_BYTES`` or a quarter of the output): images are taken a
-    chunk at a time, and an image too large for it leaves the fused path.
+    Taken in float32 (not float16, whose intermediate would be rounded) when the
+    depthwise step runs on the row sweeps (:mod:`numbaconv._direct_rows`: its
+    window suits them and the multiplier is below ``_MIN_GEMM_ROWS``) and the
+    product has at least ``_SEPARABLE_MIN_K`` channels to reduce; then both
+    passes run at their kernels' speed, where the fused tile GEMM computes the
+    depthwise result per tile with a gather. The intermediate is bounded like
+    any working memory (``_SEPARABLE_MID_BYTES`` or a quarter of the output):
+    images are taken a chunk at a time, and an image too large for it stays
+    on the fused path.
     """
     xb, dw, pw = sc.xb, sc.depthwise_weight, sc.pointwise_weight
     cdt, rdt = result_dtypes(x=xb, weight=pw, bias=sc.bias, depthwise_weight=dw)
     nimg, cin = xb.shape[:2]
     cdw, cout = dw.shape[0], pw.shape[0]
-    if rdt != np.float32 or cdw < _SEPARABLE_MIN_K or nimg == 0 or not _direct_rows.usable(tab):
+    if (rdt != np.float32 or cdw < _SEPARABLE_MIN_K or nimg == 0
+            or cdw // cin >= _MIN_GEMM_ROWS or not _direct_rows.usable(tab)):
         return None
     shape = sc.win.out_shape
     positions = int(np.prod(shape))
