@@ -4,9 +4,9 @@
 whose strides are all 1 and whose last axis is zero-padded to its own width
 (``'same'`` there, the usual depthwise layer). Each test checks that it was
 taken (or not). The shapes give tails of every length, blocks of 1-4 kernel
-rows by 1-3 columns, several chunks of rows, chunks read from the input itself
-and from the row plane, several input channels per group, and leading axes
-padded in every mode.
+rows by 1-3 columns, several chunks of rows, small planes copied whole and
+larger ones whose chunks read the input itself or the row plane, several input
+channels per group, and leading axes padded in every mode.
 """
 
 from __future__ import annotations
@@ -46,6 +46,14 @@ def calls(count_calls):
     (2, (5, 1), (3, 1), 1, (1, 0)),  # rows one wide
     (3, (5, 6, 7), (3, 3, 3), 1, 1),
     (3, (4, 5, 9), (2, 3, 5), (1, 2, 1), "same"),
+    # planes of 512 outputs or more: the chunks away from the edges read the input in place
+    (1, (700,), (5,), 1, "same"),
+    (2, (40, 30), (3, 3), 1, 1),
+    (2, (33, 19), (4, 2), 1, "same"),
+    (2, (30, 20), (5, 5), (2, 1), "same"),
+    (2, (26, 23), (3, 3), 1, (0, 1)),
+    (2, (20, 40), (3, 7), 1, ((2, 0), (6, 0))),
+    (3, (6, 12, 10), (3, 3, 3), 1, 1),
 ])
 def test_matches_reference(rng, calls, d, shape, kernel, dilation, padding, dtype):
     x = rng.standard_normal((2, 4) + shape).astype(dtype)
@@ -62,12 +70,13 @@ def test_matches_reference(rng, calls, d, shape, kernel, dilation, padding, dtyp
 @pytest.mark.parametrize("mode", MODES)
 def test_leading_axes_in_every_mode(rng, calls, mode, dtype):
     """Only the last axis must be zero-padded; the rows are padded through their maps."""
-    x = rng.standard_normal((2, 3, 6, 5, 9)).astype(dtype)
-    w = rng.standard_normal((3, 1, 3, 3, 1)).astype(dtype)
-    kw = dict(padding=((2, 1), (1, 2), (0, 0)), groups=3, padding_mode=mode)
-    y = numbaconv.conv(x, w, **kw)
-    assert calls[0] == 1
-    assert_close(y, conv_ref(x, w, **kw), dtype)
+    for shape in ((6, 5, 9), (8, 9, 9)):  # a small plane (copied whole) and one read in place
+        x = rng.standard_normal((2, 3) + shape).astype(dtype)
+        w = rng.standard_normal((3, 1, 3, 3, 1)).astype(dtype)
+        kw = dict(padding=((2, 1), (1, 2), (0, 0)), groups=3, padding_mode=mode)
+        y = numbaconv.conv(x, w, **kw)
+        assert_close(y, conv_ref(x, w, **kw), dtype)
+    assert calls[0] == 2
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -91,23 +100,26 @@ def test_several_chunks_of_rows(rng, calls):
     assert calls[0] == 1
 
 
-def test_neighbouring_rows_do_not_leak(rng, calls):
+@pytest.mark.parametrize("rows", [6, 64])  # the plane copied whole, or read in place
+def test_neighbouring_rows_do_not_leak(rng, calls, rows):
     """A tap past a row's end reads the next row's first sample: it must count as 0."""
-    x = rng.standard_normal((1, 1, 6, 8))
+    x = rng.standard_normal((1, 1, rows, 8))
     x[0, 0, 2, 7] = np.inf  # last column: the left taps of row 3, column 0 reach it
     x[0, 0, 4, 0] = np.nan  # first column: the right taps of row 3, column 7 reach it
+    x[0, 0, -20 % rows, 7] = -np.inf  # in place: inside the chunk that reads the input
     w = np.abs(rng.standard_normal((1, 1, 3, 3))) + 0.1
     y = numbaconv.conv(x, w, padding=1)
     ref = conv_ref(x, w, padding=1)
-    assert calls[0] == 1
     np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
     np.testing.assert_array_equal(np.isposinf(y), np.isposinf(ref))
+    np.testing.assert_array_equal(np.isneginf(y), np.isneginf(ref))
     finite = np.isfinite(ref)
     assert_close(y[finite], ref[finite], np.float64)
     w7 = np.ones((1, 1, 3, 7))
     w7[0, 0, 1, 6] = np.inf  # an inf weight times the zero padding is NaN, as on explicit zeros
     y = numbaconv.conv(x, w7, padding="same")
     np.testing.assert_array_equal(np.isnan(y), np.isnan(conv_ref(x, w7, padding="same")))
+    assert calls[0] == 2
 
 
 def test_one_thread_and_two_agree(rng, calls):
@@ -184,3 +196,22 @@ def test_separable_stays_fused(rng, calls, monkeypatch):
     y = numbaconv.separable_conv(x, dw, pw, padding=1)
     assert_close(y, separable_ref(x, dw, pw, padding=1), np.float32)
     assert calls[0] == 0
+
+
+def test_row_plan_chunks_and_copies():
+    """Which chunks read the input in place, and which rows the row plane copies."""
+    from numbaconv._geometry import conv_window, kernel_tables
+
+    tab = kernel_tables(conv_window((40, 30), (3, 3), 1, 1, 1))
+    copies, offs, chunks, masks, head, plane_len = _direct_rows.row_plan(tab.geom, tab.maps)
+    # output rows 2..37 read plane rows 1..40 with a margin row: all input rows, in place
+    assert chunks.tolist() == [[0, 0, 2, -1], [2, 2, 36, 30], [38, 38, 2, -1]]
+    # the edge chunks read plane rows 0..3 and 38..41; rows 0 and 41 are the zero padding
+    assert copies.tolist() == [[1, 0, 3], [38, 37 * 30, 3]]
+    assert offs.tolist() == [-1, 0, 1, 29, 30, 31, 59, 60, 61] and head == 1
+    assert plane_len == 1 + 42 * 30 + 1
+    assert masks[:, :30].tolist() == [[False] + [True] * 29, [True] * 30, [True] * 29 + [False]]
+    small = kernel_tables(conv_window((14, 14), (3, 3), 1, 1, 1))
+    copies, _, chunks, *_ = _direct_rows.row_plan(small.geom, small.maps)
+    assert chunks.tolist() == [[0, 0, 14, -1]]  # copied whole: 196 outputs
+    assert copies.tolist() == [[1, 0, 14]]
