@@ -16,7 +16,8 @@ the path for windows with many taps and few input channels: a 7x7 stride-2
 stem on RGB images, where the tile GEMM's gather copies runs of a few
 samples per position, or a 3x3x3 convolution of 16 channels, where
 Winograd's products (a reduction of only 16) are bound by their epilogue;
-and for every 1-D convolution at stride 1. In 1-D there are no planes: each
+and for the 1-D convolutions at stride 1 that :mod:`numbaconv._winograd1d`
+does not take (it is tried first). In 1-D there are no planes: each
 job builds the segment of the signal it reads (:func:`phase_segment`, in
 L2), for a run of ``_RUN_1D`` panels whose long output rows stream well.
 """
@@ -57,7 +58,8 @@ def usable(tab: Tables, groups: int, cin: int, cout: int) -> bool:
     along the last axis, and few input channels per group: at most 8, or at
     most 16 at stride 1 (where Winograd's products, with a reduction of only
     ``C_in``, and the tile GEMM's gather are slower; at a stride with 16
-    channels the tile GEMM is as fast); in 1-D at stride 1, any number.
+    channels the tile GEMM is as fast); in 1-D at stride 1, any number (where
+    F(4, 3) does not take the window first).
     """
     geom = tab.geom
     cg, m = cin // groups, cout // groups

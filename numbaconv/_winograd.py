@@ -17,8 +17,9 @@ channels-last by :mod:`numbaconv._core`'s row builder, so every padding mode
 is the same code; ``B^T`` along the leading axes on whole rows, along the
 last per tile), ``4^d`` micro-kernel products against the transformed weights
 (packed once per call, :func:`point_products`), and the output transform with
-the bias, the activation and the write-out (:func:`job_outputs`). In 1-D the
-tile GEMM is faster, so :func:`usable` keeps this path to 2-D and 3-D.
+the bias, the activation and the write-out (:func:`job_outputs`). In 1-D,
+F(4, 3) saves more (:mod:`numbaconv._winograd1d`), so :func:`usable` keeps
+this path to 2-D and 3-D.
 Dilation ``s`` spaces a tile's samples and outputs ``s`` apart. Tiles are
 laid out per axis by :func:`axis_tiles`: where an axis has an odd leftover,
 the last tile steps back and writes only its second output, so every output
@@ -143,7 +144,8 @@ def usable(tab: Tables, groups: int, cin: int, cout: int) -> bool:
     """Whether :func:`winograd_conv` applies and pays off for this window.
 
     Not in 1-D, where F(2, 3) saves only a third of the multiplications and
-    the tile GEMM is faster (conv1d ``(16, 64, 16000)``: 47 against 31 ms).
+    the tile GEMM was faster (conv1d ``(16, 64, 16000)``: 47 against 31 ms);
+    1-D takes F(4, 3) (:mod:`numbaconv._winograd1d`) or the implicit GEMM.
     """
     geom = tab.geom
     if not (groups == 1 and 2 <= geom.shape[1] <= 3 and cin >= 16 and cout >= 16):

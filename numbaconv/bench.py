@@ -381,8 +381,8 @@ def format_table(rows: list[Row], info: dict) -> str:
                f"numba {info['numba']}, numpy {info['numpy']}, torch {info['torch']}; "
                f"malloc: {info['malloc']}")
     out.append("ratio = " + info["ratio"])
-    out.append("GFLOP/s = the direct algorithm's multiply-adds per second (3x3 convolutions at "
-               "stride 1 run Winograd F(2,3), which does fewer)")
+    out.append("GFLOP/s = the direct algorithm's multiply-adds per second (3-tap convolutions "
+               "at stride 1 run Winograd, F(2,3) per axis or F(4,3) in 1-D, which does fewer)")
     return "\n".join(out)
 
 

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from . import _core, _direct_rows, _implicit, _pointwise, _winograd
+from . import _core, _direct_rows, _implicit, _pointwise, _winograd, _winograd1d
 from ._activations import activation_code
 from ._dtypes import as_array, result_dtypes, to_kernel
 from ._geometry import (
@@ -166,6 +166,10 @@ def run_window(
         return out.astype(rdt, copy=False)
     if dw is None and ntap == 1:  # 1 x ... x 1: a matrix product on NCHW, no gather
         _pointwise.onetap(x3, w2.reshape(cout, -1), b, out3, groups, tab, act, workers)
+        return out.astype(rdt, copy=False)
+    if dw is None and _winograd1d.usable(tab, groups, cin, cout):  # 1-D, 3 taps, F(4, 3)
+        wf = w2.reshape(cout, ntap, cin).transpose(0, 2, 1) if tap_major else w2
+        _winograd1d.winograd1d(x3, wf.reshape(cout, cin, 3), b, out3, tab, act, workers)
         return out.astype(rdt, copy=False)
     if dw is None and _implicit.usable(tab, groups, cin, cout):  # few channels, or 1-D
         wc = w2.reshape(cout, ntap, -1).transpose(0, 2, 1) if tap_major else w2

@@ -1,0 +1,551 @@
+"""Winograd's minimal filtering F(4, 3) along one axis: 1-D, 3 taps, stride 1.
+
+In 1-D the F(2, 3) of :mod:`numbaconv._winograd` saves only a third of the
+multiplications; F(4, 3) computes 4 outputs of a 3-tap window from 6 samples
+with 6 multiplications instead of 12. With many channels they are 6 matrix
+products per tile of outputs, ``V_xi (tiles, C_in) @ U_xi (C_in, C_out)``, on
+the micro-kernel (:func:`numbaconv._winograd.point_products`): half the
+direct method's FLOPs.
+
+Dilation ``dl`` spaces a tile's samples and outputs ``dl`` apart. The output
+axis is cut into *blocks* of ``4 dl`` outputs, ``dl`` tiles each (tile ``r``
+of a block owns its outputs ``r, r + dl, r + 2 dl, r + 3 dl``); where the axis
+has a leftover, each phase ``r`` gets one more tile stepped back to end at
+the phase's last output, owning only the outputs no block has
+(:func:`axis_tiles`). A job is a run of tiles of one image: it builds the
+virtual (padded) columns it reads, channels-last
+(:func:`numbaconv._core.virtual_cols_cl`, so every padding mode is the same
+code), transforms them (``B^T``, one tile per channel run), runs the 6
+products and writes each output channel's runs through ``A^T``, with the
+bias and the activation.
+
+The transforms (points 0, +-1, +-2 and infinity; Lavin and Gray, 2016)::
+
+    B^T = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+           [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
+    G   = [[1/4, 0, 0], [-1/6, -1/6, -1/6], [-1/6, 1/6, -1/6],
+           [1/24, 1/12, 1/6], [1/24, -1/12, 1/6], [0, 0, 1]]
+    A^T = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
+           [0, 1, -1, 8, -8, 1]]
+
+``G`` is applied in float64 and rounded once; ``B^T`` and ``A^T`` are exact
+small integers, so the error over the direct sum comes from the wider range
+of the transformed values (a few times the direct method's in float32).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from ._activations import activate_run
+from ._config import CALLED, HELPER, PARALLEL
+from ._core import padded, virtual_cols_cl, virtual_row_table
+from ._geometry import G_DIL, G_K, G_OUT, G_STRIDE, Tables
+from ._microkernel import (
+    MR,
+    VECTOR_BYTES,
+    _masked_load,
+    _masked_store,
+    _splat,
+    counted_loop,
+    lanes,
+)
+from ._winograd import kron_panels, point_products
+
+#: bytes of a job's transformed inputs and products together (they stay in L2; 384 KB
+#: made 16-tile jobs of 512 channels, 15% slower)
+_JOB_BYTES = 1024 * 1024
+
+#: tiles per job at most (longer jobs gain nothing and leave workers idle)
+_MAX_TILES = 128
+
+_G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+               [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
+
+
+def axis_tiles(n_out: int, dl: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Tiles of an axis of ``n_out >= 4 * dl`` outputs: ``(starts, masks, blocks)``.
+
+    The first ``blocks * dl`` tiles are the whole blocks, in order (tile ``t``
+    starts at ``4 dl (t // dl) + t % dl``, ``masks`` 15); then one tile per
+    phase with a leftover, stepped back by ``k dl`` so that its last output is
+    the phase's last, bit ``i`` of its mask saying whether it writes output
+    ``i``: every output is written by exactly one tile.
+    """
+    blocks = n_out // (4 * dl)
+    t = np.arange(blocks * dl)
+    starts = [4 * dl * (t // dl) + t % dl]
+    masks = [np.full(blocks * dl, 15)]
+    for r in range(dl):
+        first = 4 * dl * blocks + r  # the phase's first output past the blocks
+        left = len(range(first, n_out, dl))  # 0 to 3
+        if left:
+            starts.append(np.array([first - (4 - left) * dl]))
+            masks.append(np.array([(15 << (4 - left)) & 15]))
+    return (np.concatenate(starts).astype(np.int64), np.concatenate(masks).astype(np.int64),
+            blocks)
+
+
+class TilePlan(NamedTuple):
+    """How :func:`winograd1d_conv` cuts an output axis into tiles and jobs."""
+
+    starts: np.ndarray  # first output of each tile
+    masks: np.ndarray  # which of its 4 outputs each tile writes (bits)
+    nfull: int  # tiles in whole blocks (the first ones)
+    seg: int  # tiles per job
+    width: int  # virtual columns a job reads, at most
+
+
+@functools.lru_cache(maxsize=64)
+def tile_plan(n_out: int, dl: int, cin: int, cout: int, itemsize: int) -> TilePlan:
+    """The tiles of :func:`axis_tiles` and jobs of whole blocks (``dl`` tiles) where they fit."""
+    starts, masks, blocks = axis_tiles(n_out, dl)
+    fit = max(MR, min(_MAX_TILES, _JOB_BYTES // (6 * (cin + cout) * itemsize)))
+    seg = max(1, fit // dl) * dl if dl <= fit else fit
+    seg = min(seg, len(starts))
+    cuts = np.arange(0, len(starts), seg)
+    span = np.maximum.reduceat(starts, cuts) - np.minimum.reduceat(starts, cuts)
+    return TilePlan(starts, masks, blocks * dl, seg, int(span.max()) + 5 * dl + 1)
+
+
+def transformed_weights(w: np.ndarray) -> np.ndarray:
+    """``U_xi = G g`` as micro-kernel panels, ``(6 * npan, C_in, NR)``, panel ``xi * npan + q``.
+
+    ``w`` is ``(C_out, C_in, 3)`` in any strides; the products are formed in
+    float64 and rounded once to ``w``'s dtype.
+    """
+    cout, cin = w.shape[:2]
+    vl = lanes(w.dtype)
+    nr = vl if cout <= vl else 2 * vl
+    npan = -(-cout // nr)
+    wt = np.ascontiguousarray(w.transpose(2, 1, 0), dtype=np.float64)
+    up = np.zeros((6 * npan, cin, nr), np.float64)
+    kron_panels(_G, wt, up)
+    return up.astype(w.dtype)
+
+
+def usable(tab: Tables, groups: int, cin: int, cout: int) -> bool:
+    """Whether :func:`winograd1d_conv` takes this window.
+
+    1-D, 3 taps at stride 1, one group, at least ``4 * dilation`` outputs,
+    and at least 64 input and 32 output channels: with fewer, the products'
+    reduction is too short and the implicit GEMM is as fast or faster
+    (``(16, 48, 8000) -> 48``: 6.4 ms both; ``-> 16`` from 64 channels: 3.4
+    against 3.1 ms; NOTES 66).
+    """
+    geom = tab.geom
+    if not (geom.shape[1] == 1 and groups == 1 and cin >= 64 and cout >= 32):
+        return False
+    return (int(geom[G_K, 0]) == 3 and int(geom[G_STRIDE, 0]) == 1
+            and int(geom[G_OUT, 0]) >= 4 * int(geom[G_DIL, 0]))
+
+
+# ---------------------------------------------------------------------------
+# compiled
+# ---------------------------------------------------------------------------
+
+
+def _input_codegen(context, builder, sig, args):
+    """LLVM IR of :func:`input_tile`: whole vectors, the last one masked."""
+    i64 = ir.IntType(64)
+    sty, dty = sig.args[0], sig.args[3]
+    s0, ss, d0, ds, n_v = (context.cast(builder, args[i], sig.args[i], types.int64)
+                           for i in (1, 2, 4, 5, 6))
+    fty = context.get_value_type(sty.dtype)
+    size = context.get_abi_sizeof(fty)
+    vl = VECTOR_BYTES // size
+    vty = ir.VectorType(fty, vl)
+    suffix = ("v%df32" if size == 4 else "v%df64") % vl
+    load = _masked_load(builder, vl, fty, suffix)
+    store = _masked_store(builder, vl, fty, suffix)
+    align = ir.Constant(ir.IntType(32), size)
+    sp = builder.gep(context.make_array(sty)(context, builder, args[0]).data, [s0])
+    dp = builder.gep(context.make_array(dty)(context, builder, args[3]).data, [d0])
+    lanes_v = ir.Constant(ir.VectorType(i64, vl), list(range(vl)))
+    zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * vl)
+
+    def const(c):
+        return ir.Constant(vty, [ir.Constant(fty, c)] * vl)
+
+    def body(j):
+        ok = builder.icmp_signed("<", builder.add(_splat(builder, j, ir.VectorType(i64, vl)),
+                                                  lanes_v),
+                                 _splat(builder, n_v, ir.VectorType(i64, vl)))
+        a = [builder.call(load, [builder.bitcast(builder.gep(sp, [builder.add(
+            j, builder.mul(ss, ir.Constant(i64, k)))]), vty.as_pointer()), align, ok, zero])
+            for k in range(6)]
+        p = builder.fsub(a[4], builder.fmul(a[2], const(4.0)))
+        q = builder.fsub(a[3], builder.fmul(a[1], const(4.0)))
+        u = builder.fsub(a[4], a[2])
+        e = builder.fmul(builder.fsub(a[3], a[1]), const(2.0))
+        out = [builder.fadd(builder.fsub(builder.fmul(a[0], const(4.0)),
+                                         builder.fmul(a[2], const(5.0))), a[4]),
+               builder.fadd(p, q), builder.fsub(p, q), builder.fadd(u, e), builder.fsub(u, e),
+               builder.fadd(builder.fsub(builder.fmul(a[1], const(4.0)),
+                                         builder.fmul(a[3], const(5.0))), a[5])]
+        for i, o in enumerate(out):
+            builder.call(store, [o, builder.bitcast(builder.gep(dp, [builder.add(
+                j, builder.mul(ds, ir.Constant(i64, i)))]), vty.as_pointer()), align, ok])
+
+    counted_loop(builder, n_v, vl, body, "wino_in")
+    return context.get_dummy_value()
+
+
+@intrinsic
+def input_tile(typingctx, src, s0, ss, dst, d0, ds, n):
+    """``B^T`` of one tile: 6 runs of ``n`` from ``src[s0 + j*ss]`` to ``dst[d0 + i*ds]``.
+
+    In explicit vectors, the last one masked: as a Numba loop, its 12
+    pointers were more than LLVM's runtime alias checks allow, and it ran
+    scalar (3 ms of the 1-D benchmark case's 20).
+    """
+    return types.none(src, s0, ss, dst, d0, ds, n), _input_codegen
+
+
+@njit(**CALLED)
+def job_inputs(xn, vrow, geom, maps, st, j0, nj, slab, v, rows, zero):
+    """``V[xi, t, :]`` (``v`` flat ``(6, rows, C_in)``) of tiles ``j0 .. j0 + nj``.
+
+    The virtual columns they read are left in ``slab``, channels-last from
+    the returned first column.
+    """
+    nc = xn.shape[0]
+    dl = geom[G_DIL, 0]
+    col0 = st[j0]
+    col1 = st[j0]
+    for j in range(j0, j0 + nj):
+        col0 = min(col0, st[j])
+        col1 = max(col1, st[j])
+    col1 += 5 * dl + 1
+    virtual_cols_cl(xn, vrow, geom, maps, np.int64(0), nc, col0, col1, slab, zero)
+    for t in range(nj):
+        input_tile(slab, (st[j0 + t] - col0) * nc, dl * nc, v, t * nc, rows * nc, nc)
+    return col0
+
+
+def _interleave_masks(vl: int, g: int) -> list[list[int]]:
+    """Per output vector ``k < 4`` of a run of ``vl`` tiles, its lanes' sources in ``[y0, y1,
+    y2, y3]`` (``i * vl + t``) when the tiles' outputs interleave by runs of ``g < vl``."""
+    masks = []
+    for k in range(4):
+        lane = []
+        for p in range(k * vl, (k + 1) * vl):
+            rem = p % (4 * g)
+            lane.append(rem // g * vl + p // (4 * g) * g + rem % g)
+        masks.append(lane)
+    return masks
+
+
+def _outputs_codegen(g: int):
+    """LLVM IR of the ``output_vectors`` intrinsics (``g`` 0: runs of a multiple of ``vl``)."""
+
+    def codegen(context, builder, sig, args):
+        i64 = ir.IntType(64)
+        mty, dty = sig.args[0], sig.args[3]
+        m_off, ms, d_off, n_v, dl = (context.cast(builder, args[i], sig.args[i], types.int64)
+                                     for i in (1, 2, 4, 5, 6))
+        fty = context.get_value_type(mty.dtype)
+        size = context.get_abi_sizeof(fty)
+        vl = VECTOR_BYTES // size
+        vty = ir.VectorType(fty, vl)
+        mp = builder.gep(context.make_array(mty)(context, builder, args[0]).data, [m_off])
+        dp = builder.gep(context.make_array(dty)(context, builder, args[3]).data, [d_off])
+        bvec = ir.Constant(vty, ir.Undefined)
+        bvec = builder.insert_element(bvec, context.cast(builder, args[7], sig.args[7],
+                                                         mty.dtype), ir.Constant(ir.IntType(32), 0))
+        bvec = builder.shuffle_vector(bvec, ir.Constant(vty, ir.Undefined),
+                                      ir.Constant(ir.VectorType(ir.IntType(32), vl), [0] * vl))
+
+        def const(c):
+            return ir.Constant(vty, [ir.Constant(fty, c)] * vl)
+
+        def store(vec, off):
+            builder.store(vec, builder.bitcast(builder.gep(dp, [off]), vty.as_pointer()),
+                          align=size)
+
+        zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * vl)
+        acc = cgutils.alloca_once_value(builder, zero)  # t - t summed: NaN once non-finite
+
+        def body(j):
+            m = [builder.load(builder.bitcast(
+                builder.gep(mp, [builder.add(j, builder.mul(ms, ir.Constant(i64, xi)))]),
+                vty.as_pointer()), align=size) for xi in range(6)]
+            s1 = builder.fadd(m[1], m[2])
+            d1 = builder.fsub(m[1], m[2])
+            s3 = builder.fadd(m[3], m[4])
+            d3 = builder.fsub(m[3], m[4])
+            y = [builder.fadd(builder.fadd(builder.fadd(m[0], s1), s3), bvec),
+                 builder.fadd(builder.fadd(d1, builder.fmul(d3, const(2.0))), bvec),
+                 builder.fadd(builder.fadd(s1, builder.fmul(s3, const(4.0))), bvec),
+                 builder.fadd(builder.fadd(builder.fadd(d1, builder.fmul(d3, const(8.0))),
+                                           m[5]), bvec)]
+            t = builder.fadd(builder.fadd(y[0], y[1]), builder.fadd(y[2], y[3]))
+            builder.store(builder.fadd(builder.load(acc), builder.fsub(t, t)), acc)
+            if g:  # the chunk's 4 vl outputs are contiguous: permute, then 4 stores
+                cat = ir.VectorType(ir.IntType(32), 2 * vl)
+                y01 = builder.shuffle_vector(y[0], y[1], ir.Constant(cat, list(range(2 * vl))))
+                y23 = builder.shuffle_vector(y[2], y[3], ir.Constant(cat, list(range(2 * vl))))
+                base = builder.mul(j, ir.Constant(i64, 4))
+                for k, lane in enumerate(_interleave_masks(vl, g)):
+                    out = builder.shuffle_vector(
+                        y01, y23, ir.Constant(ir.VectorType(ir.IntType(32), vl), lane))
+                    store(out, builder.add(base, ir.Constant(i64, k * vl)))
+            else:  # inside one block: 4 runs of vl, dl apart
+                base = builder.add(builder.mul(builder.sdiv(j, dl), builder.mul(dl, ir.Constant(
+                    i64, 4))), builder.srem(j, dl))
+                for i in range(4):
+                    store(y[i], builder.add(base, builder.mul(dl, ir.Constant(i64, i))))
+
+        counted_loop(builder, n_v, vl, body, "wino_out")
+        bad = builder.fcmp_unordered("!=", builder.load(acc), zero)
+        return builder.icmp_unsigned("!=", builder.bitcast(bad, ir.IntType(vl)),
+                                     ir.Constant(ir.IntType(vl), 0))
+
+    return codegen
+
+
+def _outputs_intrinsic(g: int):
+    @intrinsic
+    def output_vectors(typingctx, m, m_off, ms, dst, d_off, n, dl, b):
+        sig = types.boolean(m, m_off, ms, dst, d_off, n, dl, b)
+        return sig, _outputs_codegen(g)
+
+    output_vectors.__doc__ = OUTPUT_VECTORS_DOC
+    return output_vectors
+
+
+OUTPUT_VECTORS_DOC = """``A^T`` of whole blocks in explicit vectors, plus ``b``; returns whether an
+output is inf or NaN (or an overflow made one).
+
+Tiles ``t < n`` (``n`` a multiple of the vector width ``vl``) with products
+``m[m_off + xi*ms + t]``; tile ``t`` writes ``dst[d_off + 4 dl (t // dl) + t %
+dl + i dl]``, ``i < 4``. A run of ``vl`` tiles is transformed as 6 vectors in,
+4 out; for ``dl < vl`` (a power of two) the 4 are permuted into the run's
+``4 vl`` contiguous outputs, else (``dl`` a multiple of ``vl``) stored as
+they are, ``dl`` apart.
+"""
+
+#: the output transform by runs of ``dl`` = 1, 2, 4, 8 outputs, and of a multiple of a vector
+output_vectors1 = _outputs_intrinsic(1)
+output_vectors2 = _outputs_intrinsic(2)
+output_vectors4 = _outputs_intrinsic(4)
+output_vectors8 = _outputs_intrinsic(8)
+output_vectors_wide = _outputs_intrinsic(0)
+
+
+@njit(**HELPER)
+def output_run(m0, m1, m2, m3, m4, m5, t0, n, o, dl, b):
+    """``A^T`` of tiles ``t0 .. t0 + n`` with consecutive starts, + ``b``: tile ``t0 + r``
+    writes ``o[r + i*dl]``, ``i < 4``."""
+    for r in range(n):
+        t = t0 + r
+        s1 = m1[t] + m2[t]
+        d1 = m1[t] - m2[t]
+        s3 = m3[t] + m4[t]
+        d3 = m3[t] - m4[t]
+        o[r] = m0[t] + s1 + s3 + b
+        o[r + dl] = d1 + 2 * d3 + b
+        o[r + 2 * dl] = s1 + 4 * s3 + b
+        o[r + 3 * dl] = d1 + 8 * d3 + m5[t] + b
+
+
+@njit(**HELPER)
+def output_blocks(m0, m1, m2, m3, m4, m5, dst, nb, dl, b):
+    """:func:`output_run` of ``nb`` whole blocks into ``dst`` (``4 dl nb`` outputs).
+
+    Inlined where ``dl`` is a literal, so the runs of ``dl`` become short vectors.
+    """
+    for k in range(nb):
+        output_run(m0, m1, m2, m3, m4, m5, k * dl, dl, dst[4 * dl * k:4 * dl * (k + 1)], dl, b)
+
+
+@njit(**HELPER)
+def not_finite(run):
+    """Whether ``run`` holds an inf or a NaN (a scalar loop: for the short runs)."""
+    for v in run:
+        if v - v != 0:  # NaN for an inf or a NaN
+            return True
+    return False
+
+
+@njit(**HELPER)
+def finish_run(run, act):
+    """Whether ``run`` holds an inf or a NaN; if not, activate it in place."""
+    if not_finite(run):
+        return True
+    if act != 0:
+        activate_run(run, act)
+    return False
+
+
+@njit(**CALLED)
+def job_outputs(mm, orow, bias, rows, st, mk, j0, nj, nfull, dl, act):
+    """``A^T`` of the job's products (``mm`` flat ``(6, C_out, rows)``) into ``orow``
+    ``(C_out, L_out)``, with the bias and the activation.
+
+    The first ``nfull`` tiles own all their outputs; when ``nfull`` is a
+    multiple of ``dl`` they are whole blocks from the first, else (a job
+    shorter than a block) runs of consecutive starts. Returns whether an
+    output came out inf or NaN, at once: the transforms mix 6 samples, so a
+    non-finite sample (or an overflow) spreads to outputs whose window does
+    not hold it, and :func:`job_direct` must redo the job.
+    """
+    cout = orow.shape[0]
+    rs = cout * rows
+    vl = VECTOR_BYTES // mm.itemsize
+    for co in range(cout):
+        r0 = co * rows
+        m0 = mm[r0:r0 + nj]
+        m1 = mm[r0 + rs:r0 + rs + nj]
+        m2 = mm[r0 + 2 * rs:r0 + 2 * rs + nj]
+        m3 = mm[r0 + 3 * rs:r0 + 3 * rs + nj]
+        m4 = mm[r0 + 4 * rs:r0 + 4 * rs + nj]
+        m5 = mm[r0 + 5 * rs:r0 + 5 * rs + nj]
+        orc = orow[co]
+        b = bias[co]
+        if nfull > 0 and nfull % dl == 0:
+            dst = orc[st[j0]:st[j0] + 4 * nfull]
+            nvec = 0  # tiles done in whole vectors
+            bad = False
+            if dl < vl and vl % dl == 0:
+                nvec = nfull - nfull % vl
+                if dl == 1:
+                    bad = output_vectors1(mm, r0, rs, dst, 0, nvec, dl, b)
+                elif dl == 2:
+                    bad = output_vectors2(mm, r0, rs, dst, 0, nvec, dl, b)
+                elif dl == 4:
+                    bad = output_vectors4(mm, r0, rs, dst, 0, nvec, dl, b)
+                else:
+                    bad = output_vectors8(mm, r0, rs, dst, 0, nvec, dl, b)
+            elif dl % vl == 0:
+                nvec = nfull
+                bad = output_vectors_wide(mm, r0, rs, dst, 0, nvec, dl, b)
+            if bad:
+                return True
+            if nvec < nfull:
+                rest = dst[4 * nvec:]
+                output_blocks(m0[nvec:], m1[nvec:], m2[nvec:], m3[nvec:], m4[nvec:], m5[nvec:],
+                              rest, (nfull - nvec) // dl, dl, b)
+                if not_finite(rest):
+                    return True
+            if act != 0:
+                activate_run(dst, act)
+        else:
+            t0 = 0
+            while t0 < nfull:
+                n = 1
+                while t0 + n < nfull and st[j0 + t0 + n] == st[j0 + t0] + n:
+                    n += 1
+                s = st[j0 + t0]
+                output_run(m0, m1, m2, m3, m4, m5, t0, n, orc[s:s + 3 * dl + n], dl, b)
+                for i in range(4):
+                    if finish_run(orc[s + i * dl:s + i * dl + n], act):
+                        return True
+                t0 += n
+        for t in range(nfull, nj):  # stepped-back tiles: only the outputs they own
+            s1 = m1[t] + m2[t]
+            d1 = m1[t] - m2[t]
+            s3 = m3[t] + m4[t]
+            d3 = m3[t] - m4[t]
+            s = st[j0 + t]
+            for i in range(4):
+                if (mk[j0 + t] >> i) & 1:
+                    p = s + i * dl
+                    if i == 0:
+                        orc[p] = m0[t] + s1 + s3 + b
+                    elif i == 1:
+                        orc[p] = d1 + 2 * d3 + b
+                    elif i == 2:
+                        orc[p] = s1 + 4 * s3 + b
+                    else:
+                        orc[p] = d1 + 8 * d3 + m5[t] + b
+                    if finish_run(orc[p:p + 1], act):
+                        return True
+    return False
+
+
+@njit(**CALLED)
+def job_direct(slab, col0, wd, bias, orow, st, mk, j0, nj, dl, act):
+    """The job's outputs by direct summation from its virtual columns ``slab``.
+
+    ``wd`` is ``(C_out, 3, C_in)``. For jobs whose transformed outputs were not
+    all finite: the results, and where they are inf or NaN, are those of
+    every other path.
+    """
+    cout, _, nc = wd.shape
+    for t in range(nj):
+        for i in range(4):
+            if (mk[j0 + t] >> i) & 1:
+                p = st[j0 + t] + i * dl
+                for co in range(cout):
+                    acc = bias[co]
+                    for k in range(3):
+                        row = slab[(p + k * dl - col0) * nc:(p + k * dl - col0 + 1) * nc]
+                        wk = wd[co, k]
+                        for c in range(nc):
+                            acc += wk[c] * row[c]
+                    orow[co, p] = acc
+                    if act != 0:
+                        activate_run(orow[co, p:p + 1], act)
+
+
+@njit(**PARALLEL)
+def winograd1d_conv(x, up, bz, wd, bias, out, geom, maps, starts, masks, nfull, seg, width,
+                    act, zero, workers):
+    """Convolution of a 3-tap kernel at stride 1 in 1-D by F(4, 3).
+
+    x (N, C_in, L_in); ``up`` the panels of :func:`transformed_weights`, ``bz``
+    a zero bias panel, ``wd`` the weights ``(C_out, 3, C_in)``; bias (C_out,);
+    out (N, C_out, L_out) is written whole.
+    ``starts`` to ``width``: the :class:`TilePlan`. A job is ``seg`` tiles of
+    one image.
+    """
+    nimg, nc, _ = x.shape
+    cout = bias.shape[0]
+    ntile = starts.shape[0]
+    per_img = (ntile + seg - 1) // seg
+    rows = (seg + MR - 1) // MR * MR
+    njobs = nimg * per_img
+    nw = max(min(workers, njobs), 1)
+    vrow = virtual_row_table(geom, maps)[0]
+    slab_all = np.empty((nw, padded(width * nc)), dtype=x.dtype)
+    v_all = np.zeros((nw, padded(6 * rows * nc)), dtype=x.dtype)
+    m_all = np.empty((nw, padded(6 * cout * rows)), dtype=x.dtype)
+    for wk in prange(nw):
+        slab = slab_all[wk]
+        v = v_all[wk]
+        mm = m_all[wk]
+        for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
+            nn = job // per_img
+            j0 = (job % per_img) * seg
+            nj = min(seg, ntile - j0)
+            col0 = job_inputs(x[nn], vrow, geom, maps, starts, j0, nj, slab, v, rows, zero)
+            point_products(v, up, bz, mm, nj, rows, nc, cout)
+            if job_outputs(mm, out[nn], bias, rows, starts, masks, j0, nj,
+                           max(0, min(nj, nfull - j0)), geom[G_DIL, 0], act):
+                job_direct(slab, col0, wd, bias, out[nn], starts, masks, j0, nj,
+                           geom[G_DIL, 0], act)
+
+
+def winograd1d(x3: np.ndarray, w: np.ndarray, bias: np.ndarray, out3: np.ndarray, tab: Tables,
+               act: int, workers: int) -> None:
+    """Run :func:`winograd1d_conv`: ``w`` is ``(C_out, C_in, 3)``, any strides.
+
+    Arrays in the compute dtype, ``x3`` ``(N, C_in, L_in)`` and ``out3``
+    ``(N, C_out, L_out)`` as in :mod:`numbaconv._core`.
+    """
+    cout, cin = w.shape[:2]
+    up = transformed_weights(w)
+    plan = tile_plan(int(tab.geom[G_OUT, 0]), int(tab.geom[G_DIL, 0]), cin, cout,
+                     x3.dtype.itemsize)
+    bz = np.zeros(up.shape[2], x3.dtype)
+    wd = np.ascontiguousarray(w.transpose(0, 2, 1))
+    winograd1d_conv(x3, up, bz, wd, bias, out3, tab.geom, tab.maps, *plan, act, x3.dtype.type(0),
+                    workers)
