@@ -516,8 +516,10 @@ def window_gemm(x, w, wp, bp, bias, out, groups, geom, maps, voff, dwT, mult, ac
                 zero, workers):
     """Tile-GEMM convolution (see the module docstring).
 
-    x (N, C_in, L_in); w (C_out, T * C_in/groups), tap-major, or for the
-    separable form w (C_out, C_dw) with ``dwT`` (T, C_dw) and ``groups == 1``;
+    x (N, C_in, L_in); w (C_out, T * C_in/groups), tap-major, with ``dwT``
+    None, or for the separable form w (C_out, C_dw) with ``dwT`` (T, C_dw) and
+    ``groups == 1``: each form is its own specialisation, so the plain one
+    never compiles the depthwise gather (2.6 s of cold compile; NOTES 67);
     ``wp``, ``bp`` weights and bias as panels, or empty (see :func:`tile_gemm`;
     with panels only the shape of ``w`` is read);
     out (N, C_out, L_out) is written whole. ``chunk`` images have their
@@ -527,7 +529,6 @@ def window_gemm(x, w, wp, bp, bias, out, groups, geom, maps, voff, dwT, mult, ac
     cout, kk = w.shape
     m = cout // groups
     cg = nc // groups
-    separable = dwT.shape[0] > 0
     last = geom.shape[1] - 1
     d = last + 1
     vl = geom[G_VLEN, last]
@@ -542,7 +543,7 @@ def window_gemm(x, w, wp, bp, bias, out, groups, geom, maps, voff, dwT, mult, ac
     per_tile = d == 1
     reach = voff[voff.shape[0] - 1]
     seglen = (tile - 1) * geom[G_STRIDE, 0] + reach + 1 if per_tile else 1
-    segc = nc if separable else cg
+    segc = cg if dwT is None else nc
     seg_all = np.empty((nw, padded(seglen * segc)), dtype=x.dtype)
     if per_tile:
         chunk = nimg
@@ -570,7 +571,7 @@ def window_gemm(x, w, wp, bp, bias, out, groups, geom, maps, voff, dwT, mult, ac
                 if per_tile:
                     v0 = p0 * geom[G_STRIDE, 0]
                     v1 = (p0 + npos - 1) * geom[G_STRIDE, 0] + reach + 1
-                    c0 = 0 if separable else g * cg
+                    c0 = g * cg if dwT is None else 0
                     plane = seg_all[wk]
                     virtual_cols_cl(x[n0 + nn], vrows[0], geom, maps, c0, segc, v0, v1, plane,
                                     zero)
@@ -578,13 +579,13 @@ def window_gemm(x, w, wp, bp, bias, out, groups, geom, maps, voff, dwT, mult, ac
                 else:
                     plane = xv_all[nn]
                     vbase, ncp, cbase = 0, nc, g * cg
-                if separable:
-                    gather_depthwise(plane, vbase, ncp, dwT, mult, geom, voff, p0, npos, colT, o,
-                                     zero)
-                else:
+                if dwT is None:  # pruned at compile time: a plain form never types the other
                     run = geom[G_K, last] if cg == ncp and geom[G_DIL, last] == 1 else 1
                     gather_windows(plane, vbase, ncp, cbase, cg, run, geom, voff, p0, npos, colT,
                                    o)
+                else:
+                    gather_depthwise(plane, vbase, ncp, dwT, mult, geom, voff, p0, npos, colT, o,
+                                     zero)
                 tile_gemm(w, wp, bp, g, m, colT_all[wk], npos, out, n0 + nn, p0, bias, act,
                           zero)
 

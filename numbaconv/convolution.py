@@ -56,8 +56,6 @@ _SEPARABLE_MIN_K = 64
 #: ... and its intermediate takes at most this, or a quarter of the output (the working-memory
 #: bound of issue 5)
 _SEPARABLE_MID_BYTES = 64 * 1024 * 1024
-_EMPTY_DW = {np.dtype(np.float32): np.empty((0, 0), np.float32),
-             np.dtype(np.float64): np.empty((0, 0), np.float64)}
 
 
 def _tile(k: int, itemsize: int) -> int:
@@ -185,7 +183,7 @@ def run_window(
         dwT = np.ascontiguousarray(to_kernel(dw, cdt).T)
     else:  # tap-major (C_out, T, C_g), a view
         wt = w2 if tap_major else w2.reshape(cout, -1, ntap).transpose(0, 2, 1)
-        dwT = _EMPTY_DW[cdt]
+        dwT = None
     wk, wp, bp = gemm_weights(wt, b, groups)
     plane = int(tab.geom[G_VLEN].prod()) * cin * cdt.itemsize
     chunk = max(1, min(nimg, _GEMM_PLANE_BYTES // plane))
