@@ -100,19 +100,28 @@ class TilePlan(NamedTuple):
     masks: np.ndarray  # which of its 4 outputs each tile writes (bits)
     nfull: int  # tiles in whole blocks (the first ones)
     seg: int  # tiles per job
-    width: int  # virtual columns a job reads, at most
+    width: int  # columns of a job's slab, at most
+    compact: bool  # whether the slab holds each tile's samples as runs (a wide dilation)
 
 
 @functools.lru_cache(maxsize=64)
 def tile_plan(n_out: int, dl: int, cin: int, cout: int, itemsize: int) -> TilePlan:
-    """The tiles of :func:`axis_tiles` and jobs of whole blocks (``dl`` tiles) where they fit."""
+    """The tiles of :func:`axis_tiles` and jobs of whole blocks (``dl`` tiles) where they fit.
+
+    A job's slab holds its virtual columns from the first sample to the last,
+    or with a dilation wide against the job only the ``6 * seg`` columns its
+    tiles read (:func:`job_inputs`): the working memory stays ``O(seg * C_in)``
+    whatever the dilation.
+    """
     starts, masks, blocks = axis_tiles(n_out, dl)
     fit = max(MR, min(_MAX_TILES, _JOB_BYTES // (6 * (cin + cout) * itemsize)))
     seg = max(1, fit // dl) * dl if dl <= fit else fit
     seg = min(seg, len(starts))
     cuts = np.arange(0, len(starts), seg)
     span = np.maximum.reduceat(starts, cuts) - np.minimum.reduceat(starts, cuts)
-    return TilePlan(starts, masks, blocks * dl, seg, int(span.max()) + 5 * dl + 1)
+    width = int(span.max()) + 5 * dl + 1  # from a job's first sample to its last
+    compact = 6 * seg < width
+    return TilePlan(starts, masks, blocks * dl, seg, 6 * seg if compact else width, compact)
 
 
 def transformed_weights(w: np.ndarray) -> np.ndarray:
@@ -210,24 +219,46 @@ def input_tile(typingctx, src, s0, ss, dst, d0, ds, n):
 
 
 @njit(**CALLED)
-def job_inputs(xn, vrow, geom, maps, st, j0, nj, slab, v, rows, zero):
+def job_inputs(xn, vrow, geom, maps, st, j0, nj, compact, slab, cols, v, rows, zero):
     """``V[xi, t, :]`` (``v`` flat ``(6, rows, C_in)``) of tiles ``j0 .. j0 + nj``.
 
-    The virtual columns they read are left in ``slab``, channels-last from
-    the returned first column.
+    The virtual columns they read are left in ``slab``, channels-last: tile
+    ``t``'s samples at columns ``cols[t, 0] + j * cols[t, 1]``, ``j < 6``. One
+    range of columns from the first sample to the last, or with ``compact``
+    (a dilation wide against the job) 6 runs for each run of consecutive
+    starts, so the slab holds ``6 * nj`` columns whatever the dilation.
     """
     nc = xn.shape[0]
     dl = geom[G_DIL, 0]
-    col0 = st[j0]
-    col1 = st[j0]
-    for j in range(j0, j0 + nj):
-        col0 = min(col0, st[j])
-        col1 = max(col1, st[j])
-    col1 += 5 * dl + 1
-    virtual_cols_cl(xn, vrow, geom, maps, np.int64(0), nc, col0, col1, slab, zero)
+    if compact:
+        base = 0
+        t0 = 0
+        while t0 < nj:
+            n = 1
+            while t0 + n < nj and st[j0 + t0 + n] == st[j0 + t0] + n:
+                n += 1
+            s = st[j0 + t0]
+            for j in range(6):
+                virtual_cols_cl(xn, vrow, geom, maps, np.int64(0), nc, s + j * dl, s + j * dl + n,
+                                slab[(base + j * n) * nc:(base + (j + 1) * n) * nc], zero)
+            for i in range(n):
+                cols[t0 + i, 0] = base + i
+                cols[t0 + i, 1] = n
+            base += 6 * n
+            t0 += n
+    else:
+        col0 = st[j0]
+        col1 = st[j0]
+        for j in range(j0, j0 + nj):
+            col0 = min(col0, st[j])
+            col1 = max(col1, st[j])
+        virtual_cols_cl(xn, vrow, geom, maps, np.int64(0), nc, col0, col1 + 5 * dl + 1, slab,
+                        zero)
+        for t in range(nj):
+            cols[t, 0] = st[j0 + t] - col0
+            cols[t, 1] = dl
     for t in range(nj):
-        input_tile(slab, (st[j0 + t] - col0) * nc, dl * nc, v, t * nc, rows * nc, nc)
-    return col0
+        input_tile(slab, cols[t, 0] * nc, cols[t, 1] * nc, v, t * nc, rows * nc, nc)
 
 
 def _interleave_masks(vl: int, g: int) -> list[list[int]]:
@@ -249,8 +280,8 @@ def _outputs_codegen(g: int):
     def codegen(context, builder, sig, args):
         i64 = ir.IntType(64)
         mty, dty = sig.args[0], sig.args[3]
-        m_off, ms, d_off, n_v, dl = (context.cast(builder, args[i], sig.args[i], types.int64)
-                                     for i in (1, 2, 4, 5, 6))
+        m_off, ms, d_off, n_v, dl, mask = (context.cast(builder, args[i], sig.args[i],
+                                                        types.int64) for i in (1, 2, 4, 5, 6, 8))
         fty = context.get_value_type(mty.dtype)
         size = context.get_abi_sizeof(fty)
         vl = VECTOR_BYTES // size
@@ -300,8 +331,11 @@ def _outputs_codegen(g: int):
             else:  # inside one block: 4 runs of vl, dl apart
                 base = builder.add(builder.mul(builder.sdiv(j, dl), builder.mul(dl, ir.Constant(
                     i64, 4))), builder.srem(j, dl))
-                for i in range(4):
-                    store(y[i], builder.add(base, builder.mul(dl, ir.Constant(i64, i))))
+                for i in range(4):  # only the outputs bit i of ``mask`` gives the tiles
+                    own = builder.icmp_unsigned("!=", builder.and_(mask, ir.Constant(i64, 1 << i)),
+                                                ir.Constant(i64, 0))
+                    with builder.if_then(own):
+                        store(y[i], builder.add(base, builder.mul(dl, ir.Constant(i64, i))))
 
         counted_loop(builder, n_v, vl, body, "wino_out")
         bad = builder.fcmp_unordered("!=", builder.load(acc), zero)
@@ -313,8 +347,8 @@ def _outputs_codegen(g: int):
 
 def _outputs_intrinsic(g: int):
     @intrinsic
-    def output_vectors(typingctx, m, m_off, ms, dst, d_off, n, dl, b):
-        sig = types.boolean(m, m_off, ms, dst, d_off, n, dl, b)
+    def output_vectors(typingctx, m, m_off, ms, dst, d_off, n, dl, b, mask):
+        sig = types.boolean(m, m_off, ms, dst, d_off, n, dl, b, mask)
         return sig, _outputs_codegen(g)
 
     output_vectors.__doc__ = OUTPUT_VECTORS_DOC
@@ -328,11 +362,13 @@ Tiles ``t < n`` (``n`` a multiple of the vector width ``vl``) with products
 ``m[m_off + xi*ms + t]``; tile ``t`` writes ``dst[d_off + 4 dl (t // dl) + t %
 dl + i dl]``, ``i < 4``. A run of ``vl`` tiles is transformed as 6 vectors in,
 4 out; for ``dl < vl`` (a power of two) the 4 are permuted into the run's
-``4 vl`` contiguous outputs, else (``dl`` a multiple of ``vl``) stored as
-they are, ``dl`` apart.
+``4 vl`` contiguous outputs (``mask`` must be 15), else (``n <= dl``: tiles
+inside one block, or ``dl`` a multiple of ``vl``) stored as they are, ``dl``
+apart, those of output ``i`` only where bit ``i`` of ``mask`` is set. The
+check covers all 4 outputs of each tile.
 """
 
-#: the output transform by runs of ``dl`` = 1, 2, 4, 8 outputs, and of a multiple of a vector
+#: the output transform by runs of ``dl`` = 1, 2, 4, 8 outputs, and of at least a vector
 output_vectors1 = _outputs_intrinsic(1)
 output_vectors2 = _outputs_intrinsic(2)
 output_vectors4 = _outputs_intrinsic(4)
@@ -341,29 +377,29 @@ output_vectors_wide = _outputs_intrinsic(0)
 
 
 @njit(**HELPER)
-def output_run(m0, m1, m2, m3, m4, m5, t0, n, o, dl, b):
-    """``A^T`` of tiles ``t0 .. t0 + n`` with consecutive starts, + ``b``: tile ``t0 + r``
-    writes ``o[r + i*dl]``, ``i < 4``."""
+def output_rest(m0, m1, m2, m3, m4, m5, t0, n, i, o, b):
+    """Output ``i`` (``A^T``'s row ``i``) of tiles ``t0 .. t0 + n`` into ``o[:n]``, + ``b``: the
+    scalar remainder of the vector forms."""
     for r in range(n):
         t = t0 + r
-        s1 = m1[t] + m2[t]
-        d1 = m1[t] - m2[t]
-        s3 = m3[t] + m4[t]
-        d3 = m3[t] - m4[t]
-        o[r] = m0[t] + s1 + s3 + b
-        o[r + dl] = d1 + 2 * d3 + b
-        o[r + 2 * dl] = s1 + 4 * s3 + b
-        o[r + 3 * dl] = d1 + 8 * d3 + m5[t] + b
+        if i == 0:
+            o[r] = m0[t] + m1[t] + m2[t] + m3[t] + m4[t] + b
+        elif i == 1:
+            o[r] = m1[t] - m2[t] + 2 * (m3[t] - m4[t]) + b
+        elif i == 2:
+            o[r] = m1[t] + m2[t] + 4 * (m3[t] + m4[t]) + b
+        else:
+            o[r] = m1[t] - m2[t] + 8 * (m3[t] - m4[t]) + m5[t] + b
 
 
 @njit(**HELPER)
 def output_blocks(m0, m1, m2, m3, m4, m5, dst, nb, dl, b):
-    """:func:`output_run` of ``nb`` whole blocks into ``dst`` (``4 dl nb`` outputs).
-
-    Inlined where ``dl`` is a literal, so the runs of ``dl`` become short vectors.
-    """
+    """:func:`output_rest` of ``nb`` whole blocks of ``dl`` tiles into ``dst`` (``4 dl nb``
+    outputs): tile ``t`` of block ``k`` writes ``dst[4 dl k + t + i dl]``."""
     for k in range(nb):
-        output_run(m0, m1, m2, m3, m4, m5, k * dl, dl, dst[4 * dl * k:4 * dl * (k + 1)], dl, b)
+        for i in range(4):
+            o0 = 4 * dl * k + i * dl
+            output_rest(m0, m1, m2, m3, m4, m5, k * dl, dl, i, dst[o0:o0 + dl], b)
 
 
 @njit(**HELPER)
@@ -390,16 +426,19 @@ def job_outputs(mm, orow, bias, rows, st, mk, j0, nj, nfull, dl, act):
     """``A^T`` of the job's products (``mm`` flat ``(6, C_out, rows)``) into ``orow``
     ``(C_out, L_out)``, with the bias and the activation.
 
-    The first ``nfull`` tiles own all their outputs; when ``nfull`` is a
-    multiple of ``dl`` they are whole blocks from the first, else (a job
-    shorter than a block) runs of consecutive starts. Returns whether an
-    output came out inf or NaN, at once: the transforms mix 6 samples, so a
+    The first ``nfull`` tiles own all their outputs. For dilations 1, 2, 4
+    and 8 they are whole blocks from the first, permuted in vectors. The
+    other tiles go by runs of consecutive starts and the same mask (a block or
+    part of one, or stepped-back tiles), whose runs of outputs are stored in
+    vectors where at least a vector long. Returns whether
+    an output came out inf or NaN, at once: the transforms mix 6 samples, so a
     non-finite sample (or an overflow) spreads to outputs whose window does
     not hold it, and :func:`job_direct` must redo the job.
     """
     cout = orow.shape[0]
     rs = cout * rows
     vl = VECTOR_BYTES // mm.itemsize
+    permuted = nfull % dl == 0 and dl < vl and vl % dl == 0
     for co in range(cout):
         r0 = co * rows
         m0 = mm[r0:r0 + nj]
@@ -410,23 +449,17 @@ def job_outputs(mm, orow, bias, rows, st, mk, j0, nj, nfull, dl, act):
         m5 = mm[r0 + 5 * rs:r0 + 5 * rs + nj]
         orc = orow[co]
         b = bias[co]
-        if nfull > 0 and nfull % dl == 0:
+        if permuted and nfull > 0:
             dst = orc[st[j0]:st[j0] + 4 * nfull]
-            nvec = 0  # tiles done in whole vectors
-            bad = False
-            if dl < vl and vl % dl == 0:
-                nvec = nfull - nfull % vl
-                if dl == 1:
-                    bad = output_vectors1(mm, r0, rs, dst, 0, nvec, dl, b)
-                elif dl == 2:
-                    bad = output_vectors2(mm, r0, rs, dst, 0, nvec, dl, b)
-                elif dl == 4:
-                    bad = output_vectors4(mm, r0, rs, dst, 0, nvec, dl, b)
-                else:
-                    bad = output_vectors8(mm, r0, rs, dst, 0, nvec, dl, b)
-            elif dl % vl == 0:
-                nvec = nfull
-                bad = output_vectors_wide(mm, r0, rs, dst, 0, nvec, dl, b)
+            nvec = nfull - nfull % vl  # tiles done in whole vectors
+            if dl == 1:
+                bad = output_vectors1(mm, r0, rs, dst, 0, nvec, dl, b, 15)
+            elif dl == 2:
+                bad = output_vectors2(mm, r0, rs, dst, 0, nvec, dl, b, 15)
+            elif dl == 4:
+                bad = output_vectors4(mm, r0, rs, dst, 0, nvec, dl, b, 15)
+            else:
+                bad = output_vectors8(mm, r0, rs, dst, 0, nvec, dl, b, 15)
             if bad:
                 return True
             if nvec < nfull:
@@ -437,47 +470,39 @@ def job_outputs(mm, orow, bias, rows, st, mk, j0, nj, nfull, dl, act):
                     return True
             if act != 0:
                 activate_run(dst, act)
+            t0 = nfull  # the rest are runs
         else:
             t0 = 0
-            while t0 < nfull:
-                n = 1
-                while t0 + n < nfull and st[j0 + t0 + n] == st[j0 + t0] + n:
-                    n += 1
-                s = st[j0 + t0]
-                output_run(m0, m1, m2, m3, m4, m5, t0, n, orc[s:s + 3 * dl + n], dl, b)
-                for i in range(4):
-                    if finish_run(orc[s + i * dl:s + i * dl + n], act):
-                        return True
-                t0 += n
-        for t in range(nfull, nj):  # stepped-back tiles: only the outputs they own
-            s1 = m1[t] + m2[t]
-            d1 = m1[t] - m2[t]
-            s3 = m3[t] + m4[t]
-            d3 = m3[t] - m4[t]
-            s = st[j0 + t]
+        while t0 < nj:  # runs of consecutive starts with the same mask (inside one block)
+            n = 1
+            while (t0 + n < nj and st[j0 + t0 + n] == st[j0 + t0] + n
+                   and mk[j0 + t0 + n] == mk[j0 + t0]):
+                n += 1
+            s = st[j0 + t0]
+            m = mk[j0 + t0]
+            nvec = n - n % vl  # (a run lies inside one block: n <= dl)
+            if output_vectors_wide(mm, r0 + t0, rs, orc, s, nvec, dl, b, m):
+                return True
             for i in range(4):
-                if (mk[j0 + t] >> i) & 1:
-                    p = s + i * dl
-                    if i == 0:
-                        orc[p] = m0[t] + s1 + s3 + b
-                    elif i == 1:
-                        orc[p] = d1 + 2 * d3 + b
-                    elif i == 2:
-                        orc[p] = s1 + 4 * s3 + b
-                    else:
-                        orc[p] = d1 + 8 * d3 + m5[t] + b
-                    if finish_run(orc[p:p + 1], act):
-                        return True
+                if (m >> i) & 1:
+                    if nvec < n:
+                        output_rest(m0, m1, m2, m3, m4, m5, t0 + nvec, n - nvec, i,
+                                    orc[s + i * dl + nvec:s + i * dl + n], b)
+                        if not_finite(orc[s + i * dl + nvec:s + i * dl + n]):
+                            return True
+                    if act != 0:
+                        activate_run(orc[s + i * dl:s + i * dl + n], act)
+            t0 += n
     return False
 
 
 @njit(**CALLED)
-def job_direct(slab, col0, wd, bias, orow, st, mk, j0, nj, dl, act):
+def job_direct(slab, cols, wd, bias, orow, st, mk, j0, nj, dl, act):
     """The job's outputs by direct summation from its virtual columns ``slab``.
 
-    ``wd`` is ``(C_out, 3, C_in)``. For jobs whose transformed outputs were not
-    all finite: the results, and where they are inf or NaN, are those of
-    every other path.
+    ``cols`` as :func:`job_inputs` left it, ``wd`` the weights ``(C_out, 3,
+    C_in)``. For jobs whose transformed outputs were not all finite: the
+    results, and where they are inf or NaN, are those of every other path.
     """
     cout, _, nc = wd.shape
     for t in range(nj):
@@ -486,8 +511,9 @@ def job_direct(slab, col0, wd, bias, orow, st, mk, j0, nj, dl, act):
                 p = st[j0 + t] + i * dl
                 for co in range(cout):
                     acc = bias[co]
-                    for k in range(3):
-                        row = slab[(p + k * dl - col0) * nc:(p + k * dl - col0 + 1) * nc]
+                    for k in range(3):  # tap k reads the tile's sample i + k
+                        c0 = (cols[t, 0] + (i + k) * cols[t, 1]) * nc
+                        row = slab[c0:c0 + nc]
                         wk = wd[co, k]
                         for c in range(nc):
                             acc += wk[c] * row[c]
@@ -498,13 +524,13 @@ def job_direct(slab, col0, wd, bias, orow, st, mk, j0, nj, dl, act):
 
 @njit(**PARALLEL)
 def winograd1d_conv(x, up, bz, wd, bias, out, geom, maps, starts, masks, nfull, seg, width,
-                    act, zero, workers):
+                    compact, act, zero, workers):
     """Convolution of a 3-tap kernel at stride 1 in 1-D by F(4, 3).
 
     x (N, C_in, L_in); ``up`` the panels of :func:`transformed_weights`, ``bz``
     a zero bias panel, ``wd`` the weights ``(C_out, 3, C_in)``; bias (C_out,);
     out (N, C_out, L_out) is written whole.
-    ``starts`` to ``width``: the :class:`TilePlan`. A job is ``seg`` tiles of
+    ``starts`` to ``compact``: the :class:`TilePlan`. A job is ``seg`` tiles of
     one image.
     """
     nimg, nc, _ = x.shape
@@ -518,19 +544,21 @@ def winograd1d_conv(x, up, bz, wd, bias, out, geom, maps, starts, masks, nfull, 
     slab_all = np.empty((nw, padded(width * nc)), dtype=x.dtype)
     v_all = np.zeros((nw, padded(6 * rows * nc)), dtype=x.dtype)
     m_all = np.empty((nw, padded(6 * cout * rows)), dtype=x.dtype)
+    cols_all = np.empty((nw, seg, 2), dtype=np.int64)
     for wk in prange(nw):
         slab = slab_all[wk]
+        cols = cols_all[wk]
         v = v_all[wk]
         mm = m_all[wk]
         for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
             nn = job // per_img
             j0 = (job % per_img) * seg
             nj = min(seg, ntile - j0)
-            col0 = job_inputs(x[nn], vrow, geom, maps, starts, j0, nj, slab, v, rows, zero)
+            job_inputs(x[nn], vrow, geom, maps, starts, j0, nj, compact, slab, cols, v, rows, zero)
             point_products(v, up, bz, mm, nj, rows, nc, cout)
             if job_outputs(mm, out[nn], bias, rows, starts, masks, j0, nj,
                            max(0, min(nj, nfull - j0)), geom[G_DIL, 0], act):
-                job_direct(slab, col0, wd, bias, out[nn], starts, masks, j0, nj,
+                job_direct(slab, cols, wd, bias, out[nn], starts, masks, j0, nj,
                            geom[G_DIL, 0], act)
 
 

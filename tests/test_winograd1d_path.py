@@ -51,14 +51,23 @@ def test_long_signals_and_jobs_shorter_than_a_block(rng, calls, dtype):
     """Many jobs per image, and a dilation wider than a job (runs of consecutive tiles)."""
     x = rng.standard_normal((3, 64, 3001)).astype(dtype)
     w = rng.standard_normal((40, 64, 3)).astype(dtype)
-    for dilation, padding in [(1, "same"), (4, 0), (200, 5), (500, 0)]:
-        y = numbaconv.conv(x, w, padding=padding, dilation=dilation, activation="relu")
-        ref = conv_ref(x, w, padding=padding, dilation=dilation, activation="relu")
-        assert_close(y, ref, dtype)
+    for dilation, padding, mode in [(1, "same", "zeros"), (4, 0, "zeros"), (200, 5, "reflect"),
+                                    (500, 0, "zeros")]:
+        kw = dict(padding=padding, dilation=dilation, padding_mode=mode, activation="relu")
+        assert_close(numbaconv.conv(x, w, **kw), conv_ref(x, w, **kw), dtype)
     assert calls[0] == 4
     assert_close(numbaconv.conv(x[1], w, padding="same"), conv_ref(x[1:2], w, padding="same")[0],
                  dtype)
     assert calls[0] == 5
+
+
+def test_slab_bounded_whatever_the_dilation():
+    """A wide dilation reads each tile's 6 samples as runs: the slab stays 6 columns a tile."""
+    for dil in (200, 10_000, 100_000):
+        plan = _winograd1d.tile_plan(4 * dil + 3, dil, 64, 32, 4)
+        assert plan.compact and plan.width == 6 * plan.seg
+    plan = _winograd1d.tile_plan(16_000, 4, 64, 64, 4)
+    assert not plan.compact and plan.width < 6 * plan.seg
 
 
 @pytest.mark.parametrize("n_out, dil", [(n, s) for s in (1, 2, 3, 4, 7) for n in
