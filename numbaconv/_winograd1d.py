@@ -17,7 +17,10 @@ virtual (padded) columns it reads, channels-last
 (:func:`numbaconv._core.virtual_cols_cl`, so every padding mode is the same
 code), transforms them (``B^T``, one tile per channel run), runs the 6
 products and writes each output channel's runs through ``A^T``, with the
-bias and the activation.
+bias and the activation. Both transforms are explicit vectors (LLVM left
+their Numba loops scalar). A job whose outputs are not all finite is redone
+by direct sums (:func:`job_direct`): the transforms mix a tile's 6 samples,
+and would spread an inf or a NaN to outputs whose window misses it.
 
 The transforms (points 0, +-1, +-2 and infinity; Lavin and Gray, 2016)::
 
@@ -161,6 +164,11 @@ def usable(tab: Tables, groups: int, cin: int, cout: int) -> bool:
 # ---------------------------------------------------------------------------
 
 
+def _const(vty, value):
+    """A vector of type ``vty`` with the constant ``value`` in every lane."""
+    return ir.Constant(vty, [ir.Constant(vty.element, value)] * vty.count)
+
+
 def _input_codegen(context, builder, sig, args):
     """LLVM IR of :func:`input_tile`: whole vectors, the last one masked."""
     i64 = ir.IntType(64)
@@ -178,10 +186,10 @@ def _input_codegen(context, builder, sig, args):
     sp = builder.gep(context.make_array(sty)(context, builder, args[0]).data, [s0])
     dp = builder.gep(context.make_array(dty)(context, builder, args[3]).data, [d0])
     lanes_v = ir.Constant(ir.VectorType(i64, vl), list(range(vl)))
-    zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * vl)
+    zero = _const(vty, 0.0)
 
     def const(c):
-        return ir.Constant(vty, [ir.Constant(fty, c)] * vl)
+        return _const(vty, c)
 
     def body(j):
         ok = builder.icmp_signed("<", builder.add(_splat(builder, j, ir.VectorType(i64, vl)),
@@ -275,7 +283,7 @@ def _interleave_masks(vl: int, g: int) -> list[list[int]]:
 
 
 def _outputs_codegen(g: int):
-    """LLVM IR of the ``output_vectors`` intrinsics (``g`` 0: runs of a multiple of ``vl``)."""
+    """LLVM IR of the ``output_vectors`` intrinsics (``g`` 0: tiles inside one block)."""
 
     def codegen(context, builder, sig, args):
         i64 = ir.IntType(64)
@@ -288,20 +296,16 @@ def _outputs_codegen(g: int):
         vty = ir.VectorType(fty, vl)
         mp = builder.gep(context.make_array(mty)(context, builder, args[0]).data, [m_off])
         dp = builder.gep(context.make_array(dty)(context, builder, args[3]).data, [d_off])
-        bvec = ir.Constant(vty, ir.Undefined)
-        bvec = builder.insert_element(bvec, context.cast(builder, args[7], sig.args[7],
-                                                         mty.dtype), ir.Constant(ir.IntType(32), 0))
-        bvec = builder.shuffle_vector(bvec, ir.Constant(vty, ir.Undefined),
-                                      ir.Constant(ir.VectorType(ir.IntType(32), vl), [0] * vl))
+        bvec = _splat(builder, context.cast(builder, args[7], sig.args[7], mty.dtype), vty)
 
         def const(c):
-            return ir.Constant(vty, [ir.Constant(fty, c)] * vl)
+            return _const(vty, c)
 
         def store(vec, off):
             builder.store(vec, builder.bitcast(builder.gep(dp, [off]), vty.as_pointer()),
                           align=size)
 
-        zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * vl)
+        zero = _const(vty, 0.0)
         acc = cgutils.alloca_once_value(builder, zero)  # t - t summed: NaN once non-finite
 
         def body(j):
@@ -329,13 +333,11 @@ def _outputs_codegen(g: int):
                         y01, y23, ir.Constant(ir.VectorType(ir.IntType(32), vl), lane))
                     store(out, builder.add(base, ir.Constant(i64, k * vl)))
             else:  # inside one block: 4 runs of vl, dl apart
-                base = builder.add(builder.mul(builder.sdiv(j, dl), builder.mul(dl, ir.Constant(
-                    i64, 4))), builder.srem(j, dl))
                 for i in range(4):  # only the outputs bit i of ``mask`` gives the tiles
                     own = builder.icmp_unsigned("!=", builder.and_(mask, ir.Constant(i64, 1 << i)),
                                                 ir.Constant(i64, 0))
                     with builder.if_then(own):
-                        store(y[i], builder.add(base, builder.mul(dl, ir.Constant(i64, i))))
+                        store(y[i], builder.add(j, builder.mul(dl, ir.Constant(i64, i))))
 
         counted_loop(builder, n_v, vl, body, "wino_out")
         bad = builder.fcmp_unordered("!=", builder.load(acc), zero)
@@ -361,14 +363,14 @@ output is inf or NaN (or an overflow made one).
 Tiles ``t < n`` (``n`` a multiple of the vector width ``vl``) with products
 ``m[m_off + xi*ms + t]``; tile ``t`` writes ``dst[d_off + 4 dl (t // dl) + t %
 dl + i dl]``, ``i < 4``. A run of ``vl`` tiles is transformed as 6 vectors in,
-4 out; for ``dl < vl`` (a power of two) the 4 are permuted into the run's
-``4 vl`` contiguous outputs (``mask`` must be 15), else (``n <= dl``: tiles
-inside one block, or ``dl`` a multiple of ``vl``) stored as they are, ``dl``
+4 out. The forms for ``dl`` = 1, 2, 4, 8 (below ``vl``) permute the 4 into
+the run's ``4 vl`` contiguous outputs (``mask`` must be 15); the wide form,
+for tiles inside one block (``n <= dl``), stores them as they are, ``dl``
 apart, those of output ``i`` only where bit ``i`` of ``mask`` is set. The
 check covers all 4 outputs of each tile.
 """
 
-#: the output transform by runs of ``dl`` = 1, 2, 4, 8 outputs, and of at least a vector
+#: the output transform by runs of ``dl`` = 1, 2, 4, 8 outputs, and inside one block
 output_vectors1 = _outputs_intrinsic(1)
 output_vectors2 = _outputs_intrinsic(2)
 output_vectors4 = _outputs_intrinsic(4)
