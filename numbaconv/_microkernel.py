@@ -18,6 +18,8 @@ The panel layout is ``wp[panel, k, j]`` = weight of output channel
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
@@ -407,40 +409,61 @@ def _masked_load(builder, n, fty, suffix):
         f"llvm.masked.load.v{n}{suffix[suffix.index('f'):]}.p0")
 
 
+class MaskedVectors(NamedTuple):
+    """An element type's explicit vector and its masked loads and stores, for intrinsics."""
+
+    vl: int  # lanes
+    vty: ir.VectorType
+    load: ir.Function  # llvm.masked.load(pointer, align, mask, passthru)
+    store: ir.Function  # llvm.masked.store(value, pointer, align, mask)
+    align: ir.Constant  # the element's alignment
+    zero: ir.Constant  # the vector of zeros (the masked-off lanes' value)
+
+    def pointer(self, builder, base, off):
+        """``base + off`` (an element pointer and an ``i64`` offset) as a vector pointer."""
+        return builder.bitcast(builder.gep(base, [off]), self.vty.as_pointer())
+
+    def lanes_below(self, builder, j, n):
+        """The mask of lanes ``j + l < n`` (``i64`` values)."""
+        ity = ir.VectorType(ir.IntType(64), self.vl)
+        return builder.icmp_signed("<", builder.add(_splat(builder, j, ity),
+                                                    ir.Constant(ity, list(range(self.vl)))),
+                                   _splat(builder, n, ity))
+
+
+def masked_vectors(context, builder, dtype) -> MaskedVectors:
+    """:class:`MaskedVectors` of a Numba float ``dtype`` at the full vector width."""
+    fty = context.get_value_type(dtype)
+    size = context.get_abi_sizeof(fty)
+    vl = VECTOR_BYTES // size
+    vty = ir.VectorType(fty, vl)
+    suffix = ("v%df32" if size == 4 else "v%df64") % vl
+    return MaskedVectors(vl, vty, _masked_load(builder, vl, fty, suffix),
+                         _masked_store(builder, vl, fty, suffix),
+                         ir.Constant(ir.IntType(32), size),
+                         ir.Constant(vty, [ir.Constant(fty, 0.0)] * vl))
+
+
 def _row_codegen(add: bool):
     """LLVM IR of :func:`copy_row` (``add``: of :func:`add_row`)."""
 
     def codegen(context, builder, sig, args):
-        i64 = ir.IntType(64)
         sty, dty = sig.args[0], sig.args[2]
         s_off_v, d_off_v, n_v = (context.cast(builder, args[i], sig.args[i], types.int64)
                                  for i in (1, 3, 4))
-        fty = context.get_value_type(sty.dtype)
-        size = context.get_abi_sizeof(fty)
-        vl = VECTOR_BYTES // size
-        vty = ir.VectorType(fty, vl)
-        suffix = ("v%df32" if size == 4 else "v%df64") % vl
-        load = _masked_load(builder, vl, fty, suffix)
-        store = _masked_store(builder, vl, fty, suffix)
-        align = ir.Constant(ir.IntType(32), size)
+        mv = masked_vectors(context, builder, sty.dtype)
         sp = builder.gep(context.make_array(sty)(context, builder, args[0]).data, [s_off_v])
         dp = builder.gep(context.make_array(dty)(context, builder, args[2]).data, [d_off_v])
         if add:
-            bvec = _splat(builder, context.cast(builder, args[5], sig.args[5], sty.dtype), vty)
-        lanes_v = ir.Constant(ir.VectorType(i64, vl), list(range(vl)))
-        zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * vl)
+            bvec = _splat(builder, context.cast(builder, args[5], sig.args[5], sty.dtype), mv.vty)
 
         def body(j):
-            ok = builder.icmp_signed("<", builder.add(_splat(builder, j, ir.VectorType(i64, vl)),
-                                                      lanes_v),
-                                     _splat(builder, n_v, ir.VectorType(i64, vl)))
-            v = builder.call(load, [builder.bitcast(builder.gep(sp, [j]), vty.as_pointer()),
-                                    align, ok, zero])
-            builder.call(store, [builder.fadd(v, bvec) if add else v,
-                                 builder.bitcast(builder.gep(dp, [j]), vty.as_pointer()), align,
-                                 ok])
+            ok = mv.lanes_below(builder, j, n_v)
+            v = builder.call(mv.load, [mv.pointer(builder, sp, j), mv.align, ok, mv.zero])
+            builder.call(mv.store, [builder.fadd(v, bvec) if add else v,
+                                    mv.pointer(builder, dp, j), mv.align, ok])
 
-        counted_loop(builder, n_v, vl, body, "row")
+        counted_loop(builder, n_v, mv.vl, body, "row")
         return context.get_dummy_value()
 
     return codegen

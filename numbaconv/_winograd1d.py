@@ -51,15 +51,7 @@ from ._activations import activate_run
 from ._config import CALLED, HELPER, PARALLEL
 from ._core import padded, virtual_cols_cl, virtual_row_table
 from ._geometry import G_DIL, G_K, G_OUT, G_STRIDE, Tables
-from ._microkernel import (
-    MR,
-    VECTOR_BYTES,
-    _masked_load,
-    _masked_store,
-    _splat,
-    counted_loop,
-    lanes,
-)
+from ._microkernel import MR, VECTOR_BYTES, _splat, counted_loop, lanes, masked_vectors
 from ._winograd import kron_panels, point_products
 
 #: bytes of a job's transformed inputs and products together (they stay in L2; 384 KB
@@ -175,29 +167,17 @@ def _input_codegen(context, builder, sig, args):
     sty, dty = sig.args[0], sig.args[3]
     s0, ss, d0, ds, n_v = (context.cast(builder, args[i], sig.args[i], types.int64)
                            for i in (1, 2, 4, 5, 6))
-    fty = context.get_value_type(sty.dtype)
-    size = context.get_abi_sizeof(fty)
-    vl = VECTOR_BYTES // size
-    vty = ir.VectorType(fty, vl)
-    suffix = ("v%df32" if size == 4 else "v%df64") % vl
-    load = _masked_load(builder, vl, fty, suffix)
-    store = _masked_store(builder, vl, fty, suffix)
-    align = ir.Constant(ir.IntType(32), size)
+    mv = masked_vectors(context, builder, sty.dtype)
     sp = builder.gep(context.make_array(sty)(context, builder, args[0]).data, [s0])
     dp = builder.gep(context.make_array(dty)(context, builder, args[3]).data, [d0])
-    lanes_v = ir.Constant(ir.VectorType(i64, vl), list(range(vl)))
-    zero = _const(vty, 0.0)
 
     def const(c):
-        return _const(vty, c)
+        return _const(mv.vty, c)
 
     def body(j):
-        ok = builder.icmp_signed("<", builder.add(_splat(builder, j, ir.VectorType(i64, vl)),
-                                                  lanes_v),
-                                 _splat(builder, n_v, ir.VectorType(i64, vl)))
-        a = [builder.call(load, [builder.bitcast(builder.gep(sp, [builder.add(
-            j, builder.mul(ss, ir.Constant(i64, k)))]), vty.as_pointer()), align, ok, zero])
-            for k in range(6)]
+        ok = mv.lanes_below(builder, j, n_v)
+        a = [builder.call(mv.load, [mv.pointer(builder, sp, builder.add(
+            j, builder.mul(ss, ir.Constant(i64, k)))), mv.align, ok, mv.zero]) for k in range(6)]
         p = builder.fsub(a[4], builder.fmul(a[2], const(4.0)))
         q = builder.fsub(a[3], builder.fmul(a[1], const(4.0)))
         u = builder.fsub(a[4], a[2])
@@ -208,10 +188,10 @@ def _input_codegen(context, builder, sig, args):
                builder.fadd(builder.fsub(builder.fmul(a[1], const(4.0)),
                                          builder.fmul(a[3], const(5.0))), a[5])]
         for i, o in enumerate(out):
-            builder.call(store, [o, builder.bitcast(builder.gep(dp, [builder.add(
-                j, builder.mul(ds, ir.Constant(i64, i)))]), vty.as_pointer()), align, ok])
+            builder.call(mv.store, [o, mv.pointer(builder, dp, builder.add(
+                j, builder.mul(ds, ir.Constant(i64, i)))), mv.align, ok])
 
-    counted_loop(builder, n_v, vl, body, "wino_in")
+    counted_loop(builder, n_v, mv.vl, body, "wino_in")
     return context.get_dummy_value()
 
 
