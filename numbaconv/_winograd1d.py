@@ -99,8 +99,19 @@ class TilePlan(NamedTuple):
     compact: bool  # whether the slab holds each tile's samples as runs (a wide dilation)
 
 
-@functools.lru_cache(maxsize=64)
+#: plans of axes up to this many outputs are cached (their tables take 4 bytes an output:
+#: longer signals' would stay alive in the cache)
+_CACHED_OUTPUTS = 1 << 20
+
+
 def tile_plan(n_out: int, dl: int, cin: int, cout: int, itemsize: int) -> TilePlan:
+    """:func:`_tile_plan`, cached for axes of up to ``_CACHED_OUTPUTS`` outputs."""
+    if n_out <= _CACHED_OUTPUTS:
+        return _cached_plan(n_out, dl, cin, cout, itemsize)
+    return _tile_plan(n_out, dl, cin, cout, itemsize)
+
+
+def _tile_plan(n_out: int, dl: int, cin: int, cout: int, itemsize: int) -> TilePlan:
     """The tiles of :func:`axis_tiles` and jobs of whole blocks (``dl`` tiles) where they fit.
 
     A job's slab holds its virtual columns from the first sample to the last,
@@ -117,6 +128,9 @@ def tile_plan(n_out: int, dl: int, cin: int, cout: int, itemsize: int) -> TilePl
     width = int(span.max()) + 5 * dl + 1  # from a job's first sample to its last
     compact = 6 * seg < width
     return TilePlan(starts, masks, blocks * dl, seg, 6 * seg if compact else width, compact)
+
+
+_cached_plan = functools.lru_cache(maxsize=64)(_tile_plan)
 
 
 def transformed_weights(w: np.ndarray) -> np.ndarray:

@@ -70,6 +70,18 @@ def test_slab_bounded_whatever_the_dilation():
     assert not plan.compact and plan.width < 6 * plan.seg
 
 
+def test_long_signals_plans_not_cached(rng, calls, monkeypatch):
+    """Plans of long axes (tables of 4 bytes an output) are made per call, not kept."""
+    monkeypatch.setattr(_winograd1d, "_CACHED_OUTPUTS", 100)
+    _winograd1d._cached_plan.cache_clear()
+    x = rng.standard_normal((1, 64, 302))
+    w = rng.standard_normal((32, 64, 3))
+    assert_close(numbaconv.conv(x, w), conv_ref(x, w), np.float64)
+    assert calls[0] == 1 and _winograd1d._cached_plan.cache_info().currsize == 0
+    numbaconv.conv(x[..., :90], w)
+    assert calls[0] == 2 and _winograd1d._cached_plan.cache_info().currsize == 1
+
+
 @pytest.mark.parametrize("n_out, dil", [(n, s) for s in (1, 2, 3, 4, 7) for n in
                                         range(4 * s, 8 * s + 3)] + [(1000, 200), (3000, 700)])
 def test_axis_tiles_write_each_output_once(n_out, dil):
