@@ -177,3 +177,32 @@ def test_float32_error_near_direct_sums(rng):
     ref = conv_ref(x.astype(np.float64), w.astype(np.float64), dilation=2)
     err = np.abs(numbaconv.conv(x, w, dilation=2) - ref).max() / np.abs(ref).max()
     assert err < 5e-6
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_random_configurations(rng, calls, dtype):
+    """Lengths, dilations, per-side paddings, modes, channel counts and activations drawn at
+    random (with an inf or a NaN now and then), against the reference."""
+    taken = 0
+    for _ in range(40):
+        dil = int(rng.choice([1, 2, 3, 4, 5, 8, 9, 16, 17, 33, 64, 130]))
+        length = int(rng.integers(6 * dil, 12 * dil + 300))  # 4 dil outputs at least
+        mode = MODES[rng.integers(len(MODES))]
+        before = int(rng.integers(0, min(2 * dil, length - 1) + 1))
+        padding = ((before, int(rng.integers(0, before + 1))),)
+        cin, cout = int(rng.choice([64, 65, 96])), int(rng.choice([32, 33, 64]))
+        x = rng.standard_normal((int(rng.integers(1, 3)), cin, length)).astype(dtype)
+        if rng.random() < 0.2:
+            x[0, rng.integers(cin), rng.integers(length)] = rng.choice([np.nan, np.inf, -np.inf])
+        w = rng.standard_normal((cout, cin, 3)).astype(dtype)
+        b = rng.standard_normal(cout).astype(dtype) if rng.random() < 0.5 else None
+        kw = dict(padding=padding, dilation=dil, padding_mode=mode,
+                  activation=[None, "relu", "leaky_relu", "elu"][rng.integers(4)])
+        y = numbaconv.conv(x, w, b, **kw)
+        ref = conv_ref(x, w, b, **kw)
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
+        np.testing.assert_array_equal(np.isposinf(y), np.isposinf(ref))
+        fin = np.isfinite(ref)
+        assert_close(np.where(fin, y, 0), np.where(fin, ref, 0), dtype)
+        taken += 1
+    assert calls[0] == taken
