@@ -151,10 +151,11 @@ def run_window(
     zero = cdt.type(0)
     workers = numba.get_num_threads()
     ntap = len(tab.voff)
-    if dw is None and cout // groups < _MIN_GEMM_ROWS:  # channel-major for the direct schedule
-        if tap_major:
-            w2 = w2.reshape(cout, ntap, -1).transpose(0, 2, 1)
-        wd = to_kernel(w2, cdt).reshape(cout, -1)
+    # channel-major (C_out, C_in / groups, T), as PyTorch stores it: what the paths below the
+    # tile GEMM read (a view)
+    wc = w2.reshape(cout, ntap, -1).transpose(0, 2, 1) if tap_major else w2
+    if dw is None and cout // groups < _MIN_GEMM_ROWS:  # the direct schedule
+        wd = to_kernel(wc, cdt).reshape(cout, -1)
         if _direct_rows.usable(tab):
             _direct_rows.window_rows(x3, wd, b, out3, groups, tab.geom, tab.maps, act, zero,
                                      workers)
@@ -166,16 +167,13 @@ def run_window(
         _pointwise.onetap(x3, w2.reshape(cout, -1), b, out3, groups, tab, act, workers)
         return out.astype(rdt, copy=False)
     if dw is None and _winograd1d.usable(tab, groups, cin, cout):  # 1-D, 3 taps, F(4, 3)
-        wf = w2.reshape(cout, ntap, cin).transpose(0, 2, 1) if tap_major else w2
-        _winograd1d.winograd1d(x3, wf.reshape(cout, cin, 3), b, out3, tab, act, workers)
+        _winograd1d.winograd1d(x3, wc.reshape(cout, cin, 3), b, out3, tab, act, workers)
         return out.astype(rdt, copy=False)
     if dw is None and _implicit.usable(tab, groups, cin, cout):  # few channels, or 1-D
-        wc = w2.reshape(cout, ntap, -1).transpose(0, 2, 1) if tap_major else w2
         _implicit.implicit(x3, wc.reshape(cout, -1), b, out3, groups, tab, act, workers)
         return out.astype(rdt, copy=False)
     if dw is None and _winograd.usable(tab, groups, cin, cout):
-        wf = w2.reshape(cout, ntap, cin).transpose(0, 2, 1) if tap_major else w2
-        _winograd.winograd(x3, wf.reshape((cout, cin) + tuple(tab.geom[G_K])), b, out3, tab, act,
+        _winograd.winograd(x3, wc.reshape((cout, cin) + tuple(tab.geom[G_K])), b, out3, tab, act,
                            workers)
         return out.astype(rdt, copy=False)
     if dw is not None:  # separable: the GEMM is the pointwise part
