@@ -407,16 +407,6 @@ def not_finite(run):
     return False
 
 
-@njit(**HELPER)
-def finish_run(run, act):
-    """Whether ``run`` holds an inf or a NaN; if not, activate it in place."""
-    if not_finite(run):
-        return True
-    if act != 0:
-        activate_run(run, act)
-    return False
-
-
 @njit(**CALLED)
 def job_outputs(mm, orow, bias, rows, st, mk, j0, nj, nfull, dl, act):
     """``A^T`` of the job's products (``mm`` flat ``(6, C_out, rows)``) into ``orow``
