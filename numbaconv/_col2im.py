@@ -30,7 +30,7 @@ from ._activations import activate_run
 from ._config import PARALLEL
 from ._core import padded
 from ._microkernel import MR, VECTOR_BYTES, lanes, row_block1, row_block2, transpose_block
-from ._pointwise import pack_positions
+from ._pointwise import pack_run
 
 #: at most this many bytes of one output channel's ``cols`` (else the stride phases)
 _COLS_BYTES = 4 * 1024 * 1024
@@ -167,8 +167,8 @@ def gemm_col2im(x, w, out, groups, ntap, ldc, table, bias, chunk, act, zero, wor
                 wide = 2 * ncol > nr  # else a narrow last panel of one vector: half the work
                 bw = nr if wide else nr // 2
                 bpan = bpan_all[wk, :cg * bw]  # positions p0 .. p0 + ncol of the group's inputs
-                pack_positions(x, g * cg, cg, contig_src, True, n * lin + p0, ncol, lin, bpan,
-                               zero)
+                pack_run(x, g * cg, cg, contig_src, True, n * lin + p0, ncol, lin, bpan, zero,
+                         nr)
                 for r0 in range(0, nrow, MR):
                     if wide:
                         row_block2(w, (c0 * ntap + r0) * cg, cg, bpan, cg, zb, cols,

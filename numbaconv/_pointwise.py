@@ -26,8 +26,6 @@ from ._geometry import G_INSTR, G_MAPOFF, G_OUT, G_STRIDE, Tables
 from ._microkernel import (
     MR,
     VECTOR_BYTES,
-    prefetch_run,
-    prefetch_write,
     row_block1,
     row_block2,
     whole_row_blocks,
@@ -37,9 +35,12 @@ from ._microkernel import (
 _MIN_ROWS = 64
 #: the weight rows of one split of the output channels take at most this (they stay in L2)
 _ROWS_BYTES = 512 * 1024
-#: with more input and output than this (they come from memory, not the caches), each job
-#: prefetches the next one's panel and output rows as it goes (NOTES 60)
-_FETCH_BYTES = 16 * 1024 * 1024
+#: with more input and output than this (they come from memory, not the caches), a job
+#: packs a run of up to ``_RUN_PANELS`` panels of positions, within ``_PANELS_BYTES``, so
+#: that each input row is read as one stream the hardware prefetcher follows (NOTES 68)
+_STREAM_BYTES = 16 * 1024 * 1024
+_RUN_PANELS = 16
+_PANELS_BYTES = 256 * 1024
 
 
 def sources(tab: Tables, in_len: int) -> tuple[np.ndarray, bool]:
@@ -75,68 +76,78 @@ def onetap(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray, g
     :mod:`numbaconv._core`.
     """
     src, contig = sources(tab, x3.shape[2])
-    fetch = x3.nbytes + out3.nbytes > _FETCH_BYTES
+    nr = 2 * (VECTOR_BYTES // x3.itemsize)
+    npan = -(-x3.shape[0] * out3.shape[2] // nr)
+    cg = x3.shape[1] // groups
+    per = 1
+    if x3.nbytes + out3.nbytes > _STREAM_BYTES:  # panels per job: within the budget, and
+        # enough jobs for the workers
+        per = max(1, min(_RUN_PANELS, _PANELS_BYTES // max(cg * nr * x3.itemsize, 1),
+                         npan // (4 * workers)))
     onetap_conv(x3, whole_row_blocks(w2), bias, out3, groups, src, contig, act, x3.dtype.type(0),
-                fetch, workers)
+                per, workers)
 
 
 @njit(**CALLED)
-def pack_positions(x, c0, cg, src, contig, f0, ncol, lout, bpan, zero):
-    """``bpan[k, j]`` = the sample of channel ``c0 + k`` that output ``f0 + j`` reads.
+def pack_run(x, c0, cg, src, contig, f0, ncol, lout, bpan, zero, nr):
+    """Panels of ``nr`` positions: the samples that outputs ``f0 .. f0 + ncol`` read.
 
     ``f0`` counts positions over the whole batch (image ``f0 // lout``,
-    position ``f0 % lout``), so a panel may span images. ``bpan`` is a panel
-    ``(cg, NR)``, flat; columns from ``ncol`` on are zero.
+    position ``f0 % lout``), so a panel may span images. Panel ``q`` (outputs
+    from ``f0 + q*nr``) is ``(cg, nr)`` at ``bpan[q * cg * nr:]``, flat:
+    ``[k, j]`` is the sample of channel ``c0 + k`` at ``src[p]`` (zero where
+    ``src`` is -1, or ``p`` itself when ``contig``), columns past the outputs
+    zero. A last panel of at most ``nr // 2`` outputs is ``(cg, nr // 2)``
+    instead (for the one-vector micro-kernel). The channels are the outer
+    loop, so each input row is read as one run across the panels (a stream
+    the hardware prefetcher follows) rather than ``nr`` samples at a time.
     """
-    nr = bpan.shape[0] // cg if cg > 0 else 0
+    npq = (ncol + nr - 1) // nr
     n0 = f0 // lout
     p0 = f0 % lout
-    if p0 + ncol <= lout:  # in one image (most panels): the plain loops
+    if contig and p0 + ncol <= lout and ncol == npq * nr:  # whole panels in one image
         xn = x[n0]
-        sj = src[p0:p0 + ncol]
         for k in range(cg):
-            row = xn[c0 + k]
-            dst = bpan[k * nr:(k + 1) * nr]
-            if contig:
-                s = row[p0:p0 + ncol]
-                for j in range(ncol):
-                    dst[j] = s[j]
-            else:
-                for j in range(ncol):
-                    q = sj[j]
-                    dst[j] = row[q] if q >= 0 else zero
-            for j in range(ncol, nr):
-                dst[j] = zero
+            row = xn[c0 + k, p0:p0 + ncol]
+            for q in range(npq):
+                s = row[q * nr:(q + 1) * nr]
+                dst = bpan[(q * cg + k) * nr:(q * cg + k + 1) * nr]
+                for i in range(nr):
+                    dst[i] = s[i]
         return
     for k in range(cg):
-        dst = bpan[k * nr:(k + 1) * nr]
-        j = 0
-        n = n0
-        p = p0
-        while j < ncol:  # one piece per image
-            take = min(ncol - j, lout - p)
-            row = x[n, c0 + k]
-            d = dst[j:j + take]
-            if contig:
-                s = row[p:p + take]
-                for i in range(take):
-                    d[i] = s[i]
-            else:
-                sj = src[p:p + take]
-                for i in range(take):
-                    q = sj[i]
-                    d[i] = row[q] if q >= 0 else zero
-            j += take
-            n += 1
-            p = 0
-        for j in range(ncol, nr):
-            dst[j] = zero
+        for q in range(npq):
+            fq = f0 + q * nr
+            nq = min(nr, ncol - q * nr)
+            w = nr if 2 * nq > nr else nr // 2
+            dst = bpan[q * cg * nr + k * w:q * cg * nr + (k + 1) * w]
+            n = fq // lout
+            p = fq % lout
+            j = 0
+            while j < nq:  # one piece per image
+                take = min(nq - j, lout - p)
+                row = x[n, c0 + k]
+                d = dst[j:j + take]
+                if contig:
+                    s = row[p:p + take]
+                    for i in range(take):
+                        d[i] = s[i]
+                else:
+                    sj = src[p:p + take]
+                    for i in range(take):
+                        qq = sj[i]
+                        d[i] = row[qq] if qq >= 0 else zero
+                j += take
+                n += 1
+                p = 0
+            for i in range(nq, w):
+                dst[i] = zero
 
 
 @njit(**CALLED)
 def spill_tile(tile, nr, out, co, nrow, f0, ncol, act):
     """``out[n, co + r, p] = tile[r * nr + j]`` for a panel spanning images (``f0 + j`` over
-    the batch, as :func:`pack_positions`), then the activation on each piece."""
+    the batch, as :func:`pack_run`), then the activation on each piece."""
     lout = out.shape[2]
     for r in range(nrow):
         j = 0
@@ -156,22 +167,20 @@ def spill_tile(tile, nr, out, co, nrow, f0, ncol, act):
 
 
 @njit(**PARALLEL)
-def onetap_conv(x, w, bias, out, groups, src, contig, act, zero, fetch, workers):
+def onetap_conv(x, w, bias, out, groups, src, contig, act, zero, per, workers):
     """``out[n, co, p] = act(bias[co] + sum_c w[co, c] * x[n, g*C_g + c, src[p]])``.
 
     x (N, C_in, L_in); w (C_out + MR, C_in/groups), C-contiguous, the rows
     past C_out zero (the micro-kernel reads whole blocks of ``MR`` rows);
     bias (C_out,); src (L_out,) as :func:`sources`, ``x`` read as zero where
-    it is -1; out (N, C_out, L_out) is written whole. A job is one group, one
-    panel of ``NR`` positions and a run of output channels (the runs change
-    slowest, so that each worker keeps its run's weights in L2). The panels
-    run over the positions of the whole batch: where a plane's positions are
-    not a whole number of panels, one panel covers the end of an image and the
-    start of the next (computed into the worker's tile, then spilled), rather
-    than every image ending in a narrow panel. With ``fetch``, each block of
-    rows also prefetches a share of the next job's panel (its ``C_g`` rows,
-    strided by a plane: more streams than the hardware prefetcher follows) and
-    of its output rows, into L2.
+    it is -1; out (N, C_out, L_out) is written whole. A job is one group, a
+    run of ``per`` panels of ``NR`` positions (packed together by
+    :func:`pack_run`) and a run of output channels (the runs of channels
+    change slowest, so that each worker keeps its run's weights in L2); each
+    block of ``MR`` channels sweeps the job's panels. The panels run over the positions of the whole batch: where a plane's
+    positions are not a whole number of panels, one panel covers the end of
+    an image and the start of the next (computed into the worker's tile, then
+    spilled), rather than every image ending in a narrow panel.
     """
     nimg, nc, _ = x.shape
     cout = out.shape[1]
@@ -181,9 +190,10 @@ def onetap_conv(x, w, bias, out, groups, src, contig, act, zero, fetch, workers)
     nr = 2 * (VECTOR_BYTES // x.itemsize)
     total = nimg * lout
     npan = (total + nr - 1) // nr
-    base = groups * npan
+    nrun = (npan + per - 1) // per
+    base = groups * nrun
     # split the channels: each split's weight rows stay in L2 (``_ROWS_BYTES``), and
-    # enough jobs for the workers when the panels alone are few
+    # enough jobs for the workers when the runs alone are few
     nsplit = max(1, min(max((4 * workers + base - 1) // base,
                             (m * cg * x.itemsize + _ROWS_BYTES - 1) // _ROWS_BYTES),
                         m // _MIN_ROWS))
@@ -191,53 +201,47 @@ def onetap_conv(x, w, bias, out, groups, src, contig, act, zero, fetch, workers)
     nsplit = (m + rows - 1) // rows
     njobs = base * nsplit
     nw = max(min(workers, njobs), 1)
-    bpan_all = np.empty((nw, padded(cg * nr)), dtype=x.dtype)
+    bpan_all = np.empty((nw, padded(per * cg * nr)), dtype=x.dtype)
     tile_all = np.empty((nw, padded(MR * nr)), dtype=x.dtype)
     for wk in prange(nw):
         tile = tile_all[wk]
+        bpan = bpan_all[wk]
         for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
             # the split varies slowest: a worker's jobs share its weight rows
             sp = job // base
-            g = (job // npan) % groups
-            f0 = job % npan * nr
-            ncol = min(nr, total - f0)
-            n = f0 // lout
-            p0 = f0 % lout
-            whole = p0 + ncol <= lout  # the panel lies in one image
-            wide = 2 * ncol > nr  # else a narrow last panel of one vector: half the work
-            bpan = bpan_all[wk, :cg * (nr if wide else nr // 2)]
-            pack_positions(x, g * cg, cg, src, contig, f0, ncol, lout, bpan, zero)
+            g = (job // nrun) % groups
+            f0 = job % nrun * per * nr
+            ncols = min(per * nr, total - f0)
+            npq = (ncols + nr - 1) // nr
+            pack_run(x, g * cg, cg, src, contig, f0, ncols, lout, bpan, zero, nr)
             r1 = min(m, (sp + 1) * rows)
-            nxt = job + 1  # the next job's inputs and outputs, a share per block of rows
-            fetch_next = fetch and nxt < (wk + 1) * njobs // nw
-            nn = nxt % npan * nr // lout
-            pn = nxt % npan * nr % lout
-            gn = (nxt // npan) % groups
-            nblk = (r1 - sp * rows + MR - 1) // MR
             for r0 in range(sp * rows, r1, MR):
-                if fetch_next:
-                    blk = (r0 - sp * rows) // MR
-                    if contig:
-                        for k in range(blk * cg // nblk, (blk + 1) * cg // nblk):
-                            prefetch_run(x[nn, gn * cg + k], pn, min(nr, lout - pn))
-                    for q in range(gn * m + r0, gn * m + min(r0 + MR, r1)):
-                        prefetch_write(out[nn, q], pn, min(nr, lout - pn))
                 co = g * m + r0
                 nrow = min(MR, r1 - r0)
-                if whole:
-                    o_off = (n * cout + co) * lout + p0
-                    if wide:
-                        row_block2(w, co * cg, cg, bpan, cg, bias[co:], out, o_off, lout, nrow,
-                                   ncol)
+                for q in range(npq):
+                    fq = f0 + q * nr
+                    ncol = min(nr, total - fq)
+                    n = fq // lout
+                    p0 = fq % lout
+                    panel = bpan[q * cg * nr:]
+                    whole = p0 + ncol <= lout  # the panel lies in one image
+                    wide = 2 * ncol > nr  # else a narrow last panel of one vector: half the work
+                    if whole:
+                        o_off = (n * cout + co) * lout + p0
+                        if wide:
+                            row_block2(w, co * cg, cg, panel, cg, bias[co:], out, o_off, lout,
+                                       nrow, ncol)
+                        else:
+                            row_block1(w, co * cg, cg, panel, cg, bias[co:], out, o_off, lout,
+                                       nrow, ncol)
+                        if act != 0:
+                            for r in range(nrow):
+                                activate_run(out[n, co + r, p0:p0 + ncol], act)
                     else:
-                        row_block1(w, co * cg, cg, bpan, cg, bias[co:], out, o_off, lout, nrow,
-                                   ncol)
-                    if act != 0:
-                        for r in range(nrow):
-                            activate_run(out[n, co + r, p0:p0 + ncol], act)
-                else:
-                    if wide:
-                        row_block2(w, co * cg, cg, bpan, cg, bias[co:], tile, 0, nr, nrow, ncol)
-                    else:
-                        row_block1(w, co * cg, cg, bpan, cg, bias[co:], tile, 0, nr, nrow, ncol)
-                    spill_tile(tile, nr, out, co, nrow, f0, ncol, act)
+                        if wide:
+                            row_block2(w, co * cg, cg, panel, cg, bias[co:], tile, 0, nr, nrow,
+                                       ncol)
+                        else:
+                            row_block1(w, co * cg, cg, panel, cg, bias[co:], tile, 0, nr, nrow,
+                                       ncol)
+                        spill_tile(tile, nr, out, co, nrow, fq, ncol, act)

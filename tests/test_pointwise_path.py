@@ -92,3 +92,36 @@ def test_backward_on_the_path(rng, calls):
     assert calls[0] >= 1
     assert_close(grads.input, np.einsum("nohw,oc->nchw", g, w[:, :, 0, 0]), np.float64)
     assert_close(grads.weight, conv_weight_grad_ref(x, g, (1, 1)), np.float64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "circular"])
+@pytest.mark.parametrize("d", [1, 2])
+def test_runs_of_panels(rng, calls, monkeypatch, d, mode, dtype):
+    """Jobs of several panels (taken for inputs from memory), forced on small shapes.
+
+    Runs that span images, a narrow or wide last panel, strided and padded
+    sources, groups, and budgets of one to four panels a job.
+    """
+    monkeypatch.setattr(_pointwise, "_STREAM_BYTES", 0)
+    kernel, runs = _pointwise.onetap_conv, []
+
+    def record(*args):
+        runs.append(args[-2])  # panels per job
+        return kernel(*args)
+
+    monkeypatch.setattr(_pointwise, "onetap_conv", record)
+    shape = {1: (999,), 2: (33, 23)}[d]
+    stride = (2, 1)[:d] if mode == "zeros" else 1
+    x = rng.standard_normal((4, 6) + shape).astype(dtype)
+    w = rng.standard_normal((22, 3) + (1,) * d).astype(dtype)
+    b = rng.standard_normal(22).astype(dtype)
+    kw = dict(stride=stride, padding=(1, 2)[:d], groups=2, padding_mode=mode, activation="relu")
+    want = conv_ref(x, w, b, **kw)
+    nr = 2 * _microkernel.lanes(dtype)
+    for panels in (1, 3, 4):
+        monkeypatch.setattr(_pointwise, "_PANELS_BYTES", panels * 3 * nr * x.itemsize)
+        x0 = x.copy()
+        assert_close(numbaconv.conv(x, w, b, **kw), want, dtype)
+        assert np.array_equal(x, x0)
+    assert runs == [1, 3, 4]
