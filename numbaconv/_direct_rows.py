@@ -272,8 +272,8 @@ def add_channel(dst, vp, base, offs, wt, kl, masks, n, assign, b, pf, pf_off, pf
 
 
 @njit(**CALLED)
-def row_plan(geom, maps):
-    """The job-independent tables of :func:`window_rows`.
+def row_plan(geom, maps, chunk):
+    """The job-independent tables of :func:`window_rows`, chunks of about ``chunk`` outputs.
 
     Returns ``(copies, offs, chunks, masks, head, plane_len)``:
 
@@ -323,7 +323,7 @@ def row_plan(geom, maps):
             o += k[a] * geom[G_DIL, a] * rstep[a] * width
         offs[t] = o
         next_row(geom[G_K], k, d)
-    per = max(1, _CHUNK // width)
+    per = max(1, chunk // width)
     nrow = 1
     for a in range(last):
         nrow *= geom[G_OUT, a]
@@ -396,7 +396,7 @@ def window_rows(x, w, bias, out, groups, geom, maps, act, zero, workers):
     last = geom.shape[1] - 1
     width = geom[G_OUT, last]
     kl = geom[G_K, last]
-    copies, offs, chunks, masks, head, plane_len = row_plan(geom, maps)
+    copies, offs, chunks, masks, head, plane_len = row_plan(geom, maps, _CHUNK)
     ntap = offs.shape[0]
     njobs = nimg * cout
     nw = max(min(workers, njobs), 1)

@@ -119,8 +119,8 @@ def implicit(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray,
     else:
         koff, vls, plen = _offsets(tab.geom.tobytes(), tab.geom.shape, tab.voff.tobytes(), cg)
         chunk = max(1, min(x3.shape[0], _PLANE_BYTES // (cin * plen * x3.itemsize)))
-    implicit_conv(x3, whole_row_blocks(w2), bias, out3, groups, tab.geom, tab.maps, koff, vls,
-                  plen, chunk, act, x3.dtype.type(0), workers)
+    implicit_conv(x3, whole_row_blocks(w2, groups), bias, out3, groups, tab.geom, tab.maps, koff,
+                  vls, plen, chunk, act, x3.dtype.type(0), workers)
 
 
 @njit(**CALLED)
@@ -179,11 +179,11 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, a
                   workers):
     """``out[n, co, p] = act(bias[co] + sum_(c, t) w[co, c*T + t] * x_virtual[n, c, p, t])``.
 
-    x (N, C_in, L_in); w (C_out + MR, C_in/groups * T), C-contiguous, the rows
-    past C_out zero; bias (C_out,); ``koff``, ``vls``, ``plen`` as
-    :func:`_offsets` (1-D: :func:`_segment_offsets`); out (N, C_out, L_out) is
-    written whole. ``chunk`` images
-    have their planes built at a time; then a job is one image, one group,
+    x (N, C_in, L_in); w (C_out, C_in/groups * T), C-contiguous, with whole
+    blocks of ``MR`` rows per group (:func:`numbaconv._microkernel.whole_row_blocks`);
+    bias (C_out,); ``koff``, ``vls``, ``plen`` as :func:`_offsets` (1-D:
+    :func:`_segment_offsets`); out (N, C_out, L_out) is written whole. ``chunk``
+    images have their planes built at a time; then a job is one image, one group,
     one output row (all axes but the last) and a run of up to ``_RUN`` panels
     of ``NR`` outputs along the last axis, swept block of output channels by
     block.

@@ -50,9 +50,17 @@ def lanes(dtype: np.dtype) -> int:
     return VECTOR_BYTES // np.dtype(dtype).itemsize
 
 
-def whole_row_blocks(w: np.ndarray) -> np.ndarray:
-    """``w`` ``(rows, K)`` (any strides) as a C-contiguous ``(rows + MR, K)`` copy, zeros past
-    ``rows``: the rows-out micro-kernels read whole blocks of ``MR`` rows."""
+def whole_row_blocks(w: np.ndarray, groups: int = 1) -> np.ndarray:
+    """``w`` ``(rows, K)`` (any strides) as a C-contiguous array whose blocks of ``MR`` rows
+    are whole: the rows-out micro-kernels read whole blocks (from the first row of each of
+    ``groups`` equal groups of rows).
+
+    ``w`` itself when it is C-contiguous, writeable and aligned and each group's rows are
+    a whole number of blocks; else a ``(rows + MR, K)`` copy, zeros past ``rows``.
+    """
+    f = w.flags
+    if f.c_contiguous and f.writeable and f.aligned and (w.shape[0] // groups) % MR == 0:
+        return w
     out = np.zeros((w.shape[0] + MR, w.shape[1]), w.dtype)
     out[:w.shape[0]] = w
     return out

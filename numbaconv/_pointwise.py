@@ -84,8 +84,8 @@ def onetap(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray, g
         # enough jobs for the workers
         per = max(1, min(_RUN_PANELS, _PANELS_BYTES // max(cg * nr * x3.itemsize, 1),
                          npan // (4 * workers)))
-    onetap_conv(x3, whole_row_blocks(w2), bias, out3, groups, src, contig, act, x3.dtype.type(0),
-                per, workers)
+    onetap_conv(x3, whole_row_blocks(w2, groups), bias, out3, groups, src, contig, act,
+                x3.dtype.type(0), per, workers)
 
 
 @njit(**CALLED)
@@ -170,17 +170,19 @@ def spill_tile(tile, nr, out, co, nrow, f0, ncol, act):
 def onetap_conv(x, w, bias, out, groups, src, contig, act, zero, per, workers):
     """``out[n, co, p] = act(bias[co] + sum_c w[co, c] * x[n, g*C_g + c, src[p]])``.
 
-    x (N, C_in, L_in); w (C_out + MR, C_in/groups), C-contiguous, the rows
-    past C_out zero (the micro-kernel reads whole blocks of ``MR`` rows);
-    bias (C_out,); src (L_out,) as :func:`sources`, ``x`` read as zero where
-    it is -1; out (N, C_out, L_out) is written whole. A job is one group, a
-    run of ``per`` panels of ``NR`` positions (packed together by
-    :func:`pack_run`) and a run of output channels (the runs of channels
-    change slowest, so that each worker keeps its run's weights in L2); each
-    block of ``MR`` channels sweeps the job's panels. The panels run over the positions of the whole batch: where a plane's
-    positions are not a whole number of panels, one panel covers the end of
-    an image and the start of the next (computed into the worker's tile, then
-    spilled), rather than every image ending in a narrow panel.
+    x (N, C_in, L_in); w (C_out, C_in/groups), C-contiguous, with whole blocks
+    of ``MR`` rows per group (the micro-kernel reads whole blocks:
+    :func:`numbaconv._microkernel.whole_row_blocks`); bias (C_out,); src
+    (L_out,) as :func:`sources`, ``x`` read as zero where it is -1; out (N,
+    C_out, L_out) is written whole. A job is one group, a run of ``per``
+    panels of ``NR`` positions (packed together by :func:`pack_run`) and a
+    run of output channels (the runs of channels change slowest, so that each
+    worker keeps its run's weights in L2); each block of ``MR`` channels
+    sweeps the job's panels. The panels run over the positions of the whole
+    batch: where a plane's positions are not a whole number of panels, one
+    panel covers the end of an image and the start of the next (computed into
+    the worker's tile, then spilled), rather than every image ending in a
+    narrow panel.
     """
     nimg, nc, _ = x.shape
     cout = out.shape[1]

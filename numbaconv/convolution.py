@@ -13,7 +13,15 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from . import _core, _direct_rows, _implicit, _pointwise, _winograd, _winograd1d
+from . import (
+    _core,
+    _direct_rows,
+    _implicit,
+    _pointwise,
+    _separable_rows,
+    _winograd,
+    _winograd1d,
+)
 from ._activations import activation_code
 from ._dtypes import as_array, result_dtypes, to_kernel
 from ._geometry import (
@@ -511,11 +519,42 @@ def separable_conv(
                          padding_mode)
     cdw = sc.depthwise_weight.shape[0]
     tab = kernel_tables(sc.win, padding_mode)
-    out = _separable_two_passes(sc, tab, act)
+    out = _separable_bands(sc, tab, act)
+    if out is None:
+        out = _separable_two_passes(sc, tab, act)
     if out is None:
         out = run_window(sc.xb, sc.pointwise_weight, sc.bias, 1, tab, sc.win.out_shape, act,
                          dw=sc.depthwise_weight.reshape(cdw, -1), mult=cdw // sc.xb.shape[1])
     return out[0] if sc.unbatched else out
+
+
+def _separable_bands(sc: SeparableCall, tab: Tables, act: int) -> np.ndarray | None:
+    """The separable convolution fused by bands of output rows, or ``None``.
+
+    Taken when the depthwise window suits the row sweeps
+    (:mod:`numbaconv._direct_rows`) and a row's depthwise sums over every
+    channel fit the band buffer (:mod:`numbaconv._separable_rows`).
+    """
+    xb, dw, pw = sc.xb, sc.depthwise_weight, sc.pointwise_weight
+    cdt, rdt = result_dtypes(x=xb, weight=pw, bias=sc.bias, depthwise_weight=dw)
+    nimg, cin = xb.shape[:2]
+    cdw, cout = dw.shape[0], pw.shape[0]
+    shape = tuple(sc.win.out_shape)
+    workers = numba.get_num_threads()
+    if not _BANDS or nimg == 0 or not _direct_rows.usable(tab):
+        return None
+    rows = _separable_rows.band_rows(shape, cdw, nimg, cdt.itemsize, workers)
+    if rows == 0:
+        return None
+    out = np.empty((nimg, cout) + shape, dtype=cdt)
+    b = np.zeros(cout, cdt) if sc.bias is None else to_kernel(sc.bias, cdt)
+    _separable_rows.separable(to_kernel(xb, cdt).reshape(nimg, cin, -1),
+                              to_kernel(dw, cdt).reshape(cdw, -1), to_kernel(pw, cdt), b,
+                              out.reshape(nimg, cout, -1), tab, rows, act, workers)
+    return out.astype(rdt, copy=False)
+
+
+_BANDS = True
 
 
 def _separable_two_passes(sc: SeparableCall, tab: Tables, act: int) -> np.ndarray | None:

@@ -15,6 +15,7 @@ from numbaconv import (
     _deform_kernels,
     _implicit,
     _pointwise,
+    _separable_rows,
     _winograd,
     _winograd1d,
     _winograd_grad,
@@ -23,7 +24,7 @@ from numbaconv import (
 KERNELS = (_core.window_gemm, _core.window_direct, _deform_kernels.window_deform,
            _winograd.winograd_conv, _winograd_grad.winograd_weight_grad, _pointwise.onetap_conv,
            _col2im.gemm_col2im, _col2im.transpose_groups, _implicit.implicit_conv,
-           _winograd1d.winograd1d_conv)
+           _winograd1d.winograd1d_conv, _separable_rows.separable_rows)
 
 
 def _in_fresh_process(code: str) -> dict:
@@ -49,6 +50,8 @@ def test_specialisations_do_not_grow_with_rank():
             numbaconv.depthwise_conv(x, np.ones((4, 1) + (2,) * d, np.float32))  # direct
             numbaconv.conv(x, np.ones((8, 4) + (1,) * d, np.float32), stride=2)  # one tap
             numbaconv.conv_transpose(x, np.ones((4, 3) + (2,) * d, np.float32), stride=2)  # col2im
+            numbaconv.separable_conv(x, np.ones((4, 1) + (3,) * d, np.float32),
+                                     np.ones((8, 4), np.float32), padding=1)  # bands of rows
             numbaconv.conv(x[0], np.ones((8, 4) + (3,) * d, np.float32), padding="same",
                            padding_mode="reflect", stride=2, activation="gelu")
             xi = np.ones((1, 3) + (4,) * (d - 1) + (40,), np.float32)  # implicit GEMM

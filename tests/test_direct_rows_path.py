@@ -158,8 +158,9 @@ def test_separable_in_two_passes(rng, calls, monkeypatch, mid_bytes, images_per_
     """
     from reference import separable_ref
 
-    from numbaconv import convolution
+    from numbaconv import _separable_rows, convolution
 
+    monkeypatch.setattr(_separable_rows, "_BAND_BYTES", 1)  # rows too wide for the bands
     monkeypatch.setattr(convolution, "_SEPARABLE_MID_BYTES", mid_bytes)
     x = rng.standard_normal((3, 32, 7, 9)).astype(np.float32)
     dw = rng.standard_normal((64, 1, 3, 3)).astype(np.float32)  # multiplier 2
@@ -173,10 +174,13 @@ def test_separable_in_two_passes(rng, calls, monkeypatch, mid_bytes, images_per_
 
 
 def test_separable_stays_fused(rng, calls, monkeypatch):
-    """float64, float16, few channels, another window, or an image too large: fused."""
+    """Rows too wide for the bands and float64, float16, few channels, another window, or an
+    image too large: fused."""
     from reference import separable_ref
 
-    from numbaconv import convolution
+    from numbaconv import _separable_rows, convolution
+
+    monkeypatch.setattr(_separable_rows, "_BAND_BYTES", 1)
 
     x = rng.standard_normal((2, 64, 6, 6)).astype(np.float32)
     dw = rng.standard_normal((64, 1, 3, 3)).astype(np.float32)
@@ -203,7 +207,8 @@ def test_row_plan_chunks_and_copies():
     from numbaconv._geometry import conv_window, kernel_tables
 
     tab = kernel_tables(conv_window((40, 30), (3, 3), 1, 1, 1))
-    copies, offs, chunks, masks, head, plane_len = _direct_rows.row_plan(tab.geom, tab.maps)
+    copies, offs, chunks, masks, head, plane_len = _direct_rows.row_plan(tab.geom, tab.maps,
+                                                                         _direct_rows._CHUNK)
     # output rows 2..37 read plane rows 1..40 with a margin row: all input rows, in place
     assert chunks.tolist() == [[0, 0, 2, -1], [2, 2, 36, 30], [38, 38, 2, -1]]
     # the edge chunks read plane rows 0..3 and 38..41; rows 0 and 41 are the zero padding
@@ -212,6 +217,6 @@ def test_row_plan_chunks_and_copies():
     assert plane_len == 1 + 42 * 30 + 1
     assert masks[:, :30].tolist() == [[False] + [True] * 29, [True] * 30, [True] * 29 + [False]]
     small = kernel_tables(conv_window((14, 14), (3, 3), 1, 1, 1))
-    copies, _, chunks, *_ = _direct_rows.row_plan(small.geom, small.maps)
+    copies, _, chunks, *_ = _direct_rows.row_plan(small.geom, small.maps, _direct_rows._CHUNK)
     assert chunks.tolist() == [[0, 0, 14, -1]]  # copied whole: 196 outputs
     assert copies.tolist() == [[1, 0, 14]]

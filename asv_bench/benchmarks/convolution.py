@@ -221,6 +221,7 @@ _COLD_NEWER_PATHS = """\
     numbaconv.depthwise_conv(x, np.ones((4, 1, 3, 3), dt), padding=1)  # row sweeps
     numbaconv.conv(np.ones((1, 64, 40), dt), np.ones((32, 64, 3), dt))  # 1-D Winograd
     numbaconv.separable_conv(x, np.ones((4, 1, 3, 3), dt), np.ones((8, 4, 1, 1), dt))  # fused
+    numbaconv.separable_conv(x, np.ones((4, 1, 3, 3), dt), np.ones((8, 4), dt), padding=1)  # bands
 """
 
 
@@ -237,7 +238,8 @@ timeraw_cold_compile_conv_family.repeat = 1
 def timeraw_cold_compile_every_conv_path():
     """As :func:`timeraw_cold_compile_conv_family`, plus the paths added since it was set
     (one-tap, implicit GEMM, strided transposed, row sweeps, 1-D Winograd, the fused separable
-    form): everything ``conv``, ``separable_conv`` and ``conv_transpose`` can compile."""
+    form and its bands of rows): everything ``conv``, ``separable_conv`` and
+    ``conv_transpose`` can compile."""
     return _COLD_FAMILY + _COLD_NEWER_PATHS
 
 
