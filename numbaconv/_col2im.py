@@ -28,7 +28,7 @@ from numba import njit, prange
 
 from ._activations import activate_run
 from ._config import PARALLEL
-from ._core import padded
+from ._core import worker_rows
 from ._microkernel import MR, VECTOR_BYTES, lanes, row_block1, row_block2, transpose_block
 from ._pointwise import pack_run
 
@@ -149,8 +149,8 @@ def gemm_col2im(x, w, out, groups, ntap, ldc, table, bias, chunk, act, zero, wor
     per_g = (m + chunk - 1) // chunk
     njobs = groups * per_g * nimg
     nw = max(min(workers, njobs), 1)
-    cols_all = np.empty((nw, padded(chunk * ntap * ldc)), dtype=x.dtype)
-    bpan_all = np.empty((nw, padded(cg * nr)), dtype=x.dtype)
+    cols_all = worker_rows(nw, chunk * ntap * ldc, x, False)
+    bpan_all = worker_rows(nw, cg * nr, x, False)
     zb = np.zeros(MR, dtype=x.dtype)
     contig_src = np.empty(0, dtype=np.int64)  # unread: the inputs are read as they lie
     for wk in prange(nw):

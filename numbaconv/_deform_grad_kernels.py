@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._config import HELPER, PARALLEL
-from ._core import padded, virtual_row_table
+from ._core import padded, virtual_row_table, worker_rows
 from ._deform_kernels import (
     cl_planes,
     deform_tile,
@@ -60,10 +60,10 @@ def deform_weight_grad(x, offset, mask, gout, groups, geom, maps, outlen, size, 
     nw = acc_all.shape[0]
     vrows = virtual_row_table(geom, maps)
     xv_all = np.empty((min(chunk, nimg), padded((lin + 1) * nc)), dtype=x.dtype)
-    colT_all = np.zeros((nw, padded(tile * kk)), dtype=x.dtype)
-    pan_all = np.zeros((nw, padded(npan * tile * nr)), dtype=x.dtype)
-    a_all = np.zeros((nw, padded(mpad * tile)), dtype=x.dtype)
-    sc_all = np.zeros((nw, padded(nr * MR)), dtype=x.dtype)
+    colT_all = worker_rows(nw, tile * kk, x, True)
+    pan_all = worker_rows(nw, npan * tile * nr, x, True)
+    a_all = worker_rows(nw, mpad * tile, x, True)
+    sc_all = worker_rows(nw, nr * MR, x, True)
     int_all, flt_all, ok_all = stencil_scratch(nw, tile, d, x.dtype)
     zb = np.zeros(nr, dtype=x.dtype)
     fsize = size.astype(x.dtype)
@@ -137,11 +137,11 @@ def deform_input_grad(x, nc, offset, mask, gout, wa, groups, outlen, size, instr
     lout = gout.shape[2]
     njobs = nimg * og
     nw = max(min(workers, njobs), 1)
-    dcol_all = np.empty((nw, padded(tile * wa.shape[1])), dtype=gx.dtype)
-    gp_all = np.empty((nw, padded(m * nr)), dtype=gx.dtype)
+    dcol_all = worker_rows(nw, tile * wa.shape[1], gx, False)
+    gp_all = worker_rows(nw, m * nr, gx, False)
     zb = np.zeros(nr, dtype=gx.dtype)
     int_all = np.empty((nw, padded(2 * ncorner + 4 * d)), dtype=np.int64)
-    flt_all = np.empty((nw, padded((2 + d) * ncorner + 3 * d + tile * d)), dtype=gx.dtype)
+    flt_all = worker_rows(nw, (2 + d) * ncorner + 3 * d + tile * d, gx, False)
     for wk in prange(nw):
         dcol = dcol_all[wk]
         iw = int_all[wk]

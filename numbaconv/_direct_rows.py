@@ -43,7 +43,7 @@ from numba.extending import intrinsic
 
 from ._activations import activate_run
 from ._config import CALLED, HELPER, PARALLEL
-from ._core import next_row, padded, virtual_row_table
+from ._core import next_row, virtual_row_table, worker_rows
 from ._geometry import (
     G_DIL,
     G_ID0,
@@ -400,7 +400,7 @@ def window_rows(x, w, bias, out, groups, geom, maps, act, zero, workers):
     ntap = offs.shape[0]
     njobs = nimg * cout
     nw = max(min(workers, njobs), 1)
-    vp_all = np.zeros((nw, padded(plane_len)), dtype=x.dtype)  # padding rows stay zero
+    vp_all = worker_rows(nw, plane_len, x, True)  # padding rows stay zero
     for wk in prange(nw):
         vp = vp_all[wk]
         for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):

@@ -37,6 +37,7 @@ from ._core import (
     virtual_cols_cl,
     virtual_plane,
     virtual_row_table,
+    worker_rows,
 )
 from ._geometry import G_OUT, G_STRIDE, G_VLEN, G_VSTR
 from ._microkernel import MR, VECTOR_BYTES, panel_block1, panel_block2
@@ -159,9 +160,9 @@ def weight_grad_gemm(x, gout, groups, geom, maps, voff, nr, tile, chunk, zero, a
     nw = acc_all.shape[0]
     vrows = virtual_row_table(geom, maps)
     xv_all = np.empty((min(chunk, nimg), padded(lv * nc)), dtype=x.dtype)
-    pan_all = np.zeros((nw, padded(npan * tile * nr)), dtype=x.dtype)
-    a_all = np.zeros((nw, padded(mpad * tile)), dtype=x.dtype)
-    sc_all = np.zeros((nw, padded(nr * MR)), dtype=x.dtype)
+    pan_all = worker_rows(nw, npan * tile * nr, x, True)
+    a_all = worker_rows(nw, mpad * tile, x, True)
+    sc_all = worker_rows(nw, nr * MR, x, True)
     o_all = np.zeros((nw, padded(d)), dtype=np.int64)
     zb = np.zeros(nr, dtype=x.dtype)
     for n0 in range(0, nimg, chunk):
@@ -224,8 +225,8 @@ def weight_grad_direct(x, gout, groups, geom, maps, voff, dw, zero, workers):
     nw = max(min(workers, njobs), 1)
     vrows = virtual_row_table(geom, maps)
     orows = output_row_table(geom)
-    vp_all = np.empty((nw, padded(lv)), dtype=x.dtype)
-    acc_all = np.empty((nw, padded(ntap)), dtype=x.dtype)
+    vp_all = worker_rows(nw, lv, x, False)
+    acc_all = worker_rows(nw, ntap, x, False)
     for wk in prange(nw):
         vp = vp_all[wk]
         acc = acc_all[wk]

@@ -31,7 +31,7 @@ from numba import njit, prange
 
 from ._activations import activate_run
 from ._config import CALLED, PARALLEL
-from ._core import output_row_table, padded, virtual_plane, virtual_row_table
+from ._core import output_row_table, padded, virtual_plane, virtual_row_table, worker_rows
 from ._geometry import G_ID0, G_IDN, G_IDSRC, G_MAPOFF, G_OUT, G_STRIDE, G_VLEN, G_VSTR, Tables
 from ._microkernel import (
     MR,
@@ -206,12 +206,12 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, a
     norow = orows.shape[0]
     seg1 = last == 0  # 1-D: segments per job (``vls``, ``plen`` their layout), no planes
     # the planes, and one panel's reach of zeros past the last (the narrow panel reads them)
-    planes = np.zeros(nr if seg1 else min(chunk, nimg) * nc * plen + nr, dtype=x.dtype)
+    planes = worker_rows(1, nr if seg1 else min(chunk, nimg) * nc * plen + nr, x, True)[0]
     run = min(npan, _RUN_1D if last == 0 else _RUN)  # panels per job
     nrun = (npan + run - 1) // run
     nw = max(min(workers, nimg * groups * norow * nrun), 1)
     scratch = np.empty((max(workers, 1), padded(rl)), dtype=x.dtype)  # one per builder
-    segs = np.zeros((nw if seg1 else 1, padded(cg * plen + nr) if seg1 else 1), dtype=x.dtype)
+    segs = worker_rows(nw if seg1 else 1, cg * plen + nr if seg1 else 1, x, True)
     for n0 in range(0, nimg, chunk):
         nb = min(chunk, nimg - n0)
         nbuild = 0 if seg1 else nb * nc

@@ -21,7 +21,7 @@ from numba import njit, prange
 
 from ._activations import activate_run
 from ._config import CALLED, PARALLEL
-from ._core import padded
+from ._core import worker_rows
 from ._geometry import G_INSTR, G_MAPOFF, G_OUT, G_STRIDE, Tables
 from ._microkernel import (
     MR,
@@ -203,8 +203,8 @@ def onetap_conv(x, w, bias, out, groups, src, contig, act, zero, per, workers):
     nsplit = (m + rows - 1) // rows
     njobs = base * nsplit
     nw = max(min(workers, njobs), 1)
-    bpan_all = np.empty((nw, padded(per * cg * nr)), dtype=x.dtype)
-    tile_all = np.empty((nw, padded(MR * nr)), dtype=x.dtype)
+    bpan_all = worker_rows(nw, per * cg * nr, x, False)
+    tile_all = worker_rows(nw, MR * nr, x, False)
     for wk in prange(nw):
         tile = tile_all[wk]
         bpan = bpan_all[wk]

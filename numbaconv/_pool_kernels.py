@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._config import HELPER, PARALLEL
-from ._core import next_row, output_row_table, padded, virtual_plane, virtual_row_table
+from ._core import next_row, output_row_table, padded, virtual_plane, virtual_row_table, worker_rows
 from ._geometry import G_OUT, G_STRIDE, G_VLEN, G_VSTR
 
 #: reduce codes
@@ -109,8 +109,8 @@ def window_pool(x, out, idx, geom, maps, voff, vidx, op, power, scale, scale_off
     vrows = virtual_row_table(geom, maps)
     orows = output_row_table(geom)
     ntap = voff.shape[0]
-    acc_all = np.empty((nw, padded(lv)), dtype=x.dtype)
-    vp_all = np.empty((nw, padded(lv)), dtype=x.dtype)
+    acc_all = worker_rows(nw, lv, x, False)
+    vp_all = worker_rows(nw, lv, x, False)
     arg_all = np.empty((nw, padded(lv)), dtype=np.int64)
     coord_all = np.zeros((nw, padded(d)), dtype=np.int64)
     ninf = x.dtype.type(-np.inf)

@@ -25,7 +25,7 @@ from numba import njit, prange
 
 from ._activations import activate_run
 from ._config import PARALLEL
-from ._core import padded
+from ._core import worker_rows
 from ._direct_rows import add_channel, row_plan
 from ._geometry import G_K, G_OUT, Tables
 from ._microkernel import MR, VECTOR_BYTES, copy_row, tap_block1, tap_block2, whole_row_blocks
@@ -95,9 +95,9 @@ def separable_rows(x, dw, w, bias, out, mult, geom, maps, band, act, zero, worke
         koff[k] = k * ldm
     njobs = nimg * nchunk
     nw = max(min(workers, njobs), 1)
-    vp_all = np.zeros((nw, padded(plane_len)), dtype=x.dtype)  # padding rows stay zero
+    vp_all = worker_rows(nw, plane_len, x, True)  # padding rows stay zero
     # zeroed: a last panel reads past its band into finite samples (its lanes are not stored)
-    mid_all = np.zeros((nw, padded(cdw * ldm + nr)), dtype=x.dtype)
+    mid_all = worker_rows(nw, cdw * ldm + nr, x, True)
     for wk in prange(nw):
         vp = vp_all[wk]
         mid = mid_all[wk]

@@ -42,7 +42,7 @@ from numba import njit, prange
 
 from ._activations import activate_run
 from ._config import CALLED, FASTMATH, HELPER, PARALLEL
-from ._core import ZERO, next_row, padded, virtual_cols_cl, virtual_row_table
+from ._core import ZERO, next_row, padded, virtual_cols_cl, virtual_row_table, worker_rows
 from ._geometry import G_DIL, G_K, G_OUT, G_STRIDE, G_VLEN, G_VSTR, Tables
 from ._microkernel import MR, VECTOR_BYTES, lanes, panel_block1, panel_block2
 
@@ -522,9 +522,9 @@ def winograd_conv(x, up, bz, bias, out, geom, maps, ntax, starts, masks, vrstep,
     rows = (grp * seg + MR - 1) // MR * MR
     nw = max(min(workers, nimg * per_img), 1)
     vrows = virtual_row_table(geom, maps)
-    slab_all = np.empty((nw, padded(nl * vl * nc)), dtype=x.dtype)
-    v_all = np.zeros((nw, padded(npt * rows * nc)), dtype=x.dtype)
-    m_all = np.empty((nw, padded(npt * cout * rows)), dtype=x.dtype)
+    slab_all = worker_rows(nw, nl * vl * nc, x, False)
+    v_all = worker_rows(nw, npt * rows * nc, x, True)
+    m_all = worker_rows(nw, npt * cout * rows, x, False)
     y_all = np.empty((nw, 2, padded(npt // 2 * rows)), dtype=x.dtype)
     tr_all = np.empty((nw, 3, padded(grp)), dtype=np.int64)
     idx_all = np.zeros((nw, padded(d)), dtype=np.int64)

@@ -49,7 +49,7 @@ from numba.extending import intrinsic
 
 from ._activations import activate_run
 from ._config import CALLED, HELPER, PARALLEL
-from ._core import padded, virtual_cols_cl, virtual_row_table
+from ._core import virtual_cols_cl, virtual_row_table, worker_rows
 from ._geometry import G_DIL, G_K, G_OUT, G_STRIDE, Tables
 from ._microkernel import MR, VECTOR_BYTES, _splat, counted_loop, lanes, masked_vectors
 from ._winograd import kron_panels, point_products
@@ -527,9 +527,9 @@ def winograd1d_conv(x, up, bz, wd, bias, out, geom, maps, starts, masks, nfull, 
     njobs = nimg * per_img
     nw = max(min(workers, njobs), 1)
     vrow = virtual_row_table(geom, maps)[0]
-    slab_all = np.empty((nw, padded(width * nc)), dtype=x.dtype)
-    v_all = np.zeros((nw, padded(6 * rows * nc)), dtype=x.dtype)
-    m_all = np.empty((nw, padded(6 * cout * rows)), dtype=x.dtype)
+    slab_all = worker_rows(nw, width * nc, x, False)
+    v_all = worker_rows(nw, 6 * rows * nc, x, True)
+    m_all = worker_rows(nw, 6 * cout * rows, x, False)
     cols_all = np.empty((nw, seg, 2), dtype=np.int64)
     for wk in prange(nw):
         slab = slab_all[wk]

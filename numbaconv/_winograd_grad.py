@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._config import CALLED, HELPER, PARALLEL
-from ._core import padded, virtual_row_table
+from ._core import padded, virtual_row_table, worker_rows
 from ._geometry import G_DIL, G_VLEN, Tables
 from ._microkernel import MR, VECTOR_BYTES, lanes, panel_block1, panel_block2
 from ._winograd import (
@@ -214,11 +214,11 @@ def winograd_weight_grad(x, gout, geom, maps, ntax, starts, masks, vrstep, ooff,
     rows = grp * seg
     nw = acc_all.shape[0]
     vrows = virtual_row_table(geom, maps)
-    slab_all = np.empty((nw, padded(nl * vl * nc)), dtype=x.dtype)
-    v_all = np.zeros((nw, padded(npt * npc * rows * nr)), dtype=x.dtype)
-    dy_all = np.zeros((nw, padded(npt * cpad * rows)), dtype=x.dtype)
+    slab_all = worker_rows(nw, nl * vl * nc, x, False)
+    v_all = worker_rows(nw, npt * npc * rows * nr, x, True)
+    dy_all = worker_rows(nw, npt * cpad * rows, x, True)
     y_all = np.empty((nw, 2, padded(npt // 2 * rows)), dtype=x.dtype)
-    sc_all = np.zeros((nw, padded(nr * MR)), dtype=x.dtype)
+    sc_all = worker_rows(nw, nr * MR, x, True)
     tr_all = np.empty((nw, 3, padded(grp)), dtype=np.int64)
     idx_all = np.zeros((nw, padded(d)), dtype=np.int64)
     zb = np.zeros(nr, dtype=x.dtype)
