@@ -481,8 +481,9 @@ def separable_conv(
 
     Equal to ``pointwise_conv(depthwise_conv(x, depthwise_weight, ...),
     pointwise_weight, bias, activation=activation)``, but the depthwise result
-    is only ever held one tile at a time: each tile's depthwise outputs are
-    computed straight into the matrix that the pointwise product reads.
+    is never held whole: it is computed a band of output rows (or a tile of
+    positions) at a time, straight into the buffer that the pointwise product
+    reads.
 
     Parameters
     ----------
