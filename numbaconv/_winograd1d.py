@@ -4,8 +4,10 @@ In 1-D the F(2, 3) of :mod:`numbaconv._winograd` saves only a third of the
 multiplications; F(4, 3) computes 4 outputs of a 3-tap window from 6 samples
 with 6 multiplications instead of 12. With many channels they are 6 matrix
 products per tile of outputs, ``V_xi (tiles, C_in) @ U_xi (C_in, C_out)``, on
-the micro-kernel (:func:`numbaconv._winograd.point_products`): half the
-direct method's FLOPs.
+the micro-kernel: half the direct method's FLOPs. Below 128 input channels
+they run with the output channels as the micro-kernel's rows
+(:func:`point_products_rows`, untransposed stores), else with the tiles as its
+rows (:func:`numbaconv._winograd.point_products`, a transposing store).
 
 Dilation ``dl`` spaces a tile's samples and outputs ``dl`` apart. The output
 axis is cut into *blocks* of ``4 dl`` outputs, ``dl`` tiles each (tile ``r``
@@ -51,7 +53,17 @@ from ._activations import activate_run
 from ._config import CALLED, HELPER, PARALLEL
 from ._core import virtual_cols_cl, virtual_row_table, worker_rows
 from ._geometry import G_DIL, G_K, G_OUT, G_STRIDE, Tables
-from ._microkernel import MR, VECTOR_BYTES, _splat, counted_loop, lanes, masked_vectors
+from ._microkernel import (
+    MR,
+    VECTOR_BYTES,
+    _splat,
+    counted_loop,
+    lanes,
+    masked_vectors,
+    tap_block1,
+    tap_block2,
+    transpose_block,
+)
 from ._winograd import kron_panels, point_products
 
 #: bytes of a job's transformed inputs and products together (they stay in L2; 384 KB
@@ -60,6 +72,11 @@ _JOB_BYTES = 1024 * 1024
 
 #: tiles per job at most (longer jobs gain nothing and leave workers idle)
 _MAX_TILES = 128
+#: with fewer input channels the products run with the output channels as rows
+#: (:func:`point_products_rows`): (16,64,16000) k3 dil 4 18.0 against 19.4-19.8 ms; at 128
+#: channels both forms took the same, at 256 the transposes cost more (8.7-9.0 against
+#: 7.4-8.2 ms for (4,256,2000) -> 256; NOTES 72)
+_ROWS_FORM_BELOW = 128
 
 _G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
                [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
@@ -147,6 +164,20 @@ def transformed_weights(w: np.ndarray) -> np.ndarray:
     up = np.zeros((6 * npan, cin, nr), np.float64)
     kron_panels(_G, wt, up)
     return up.astype(w.dtype)
+
+
+def transformed_rows(w: np.ndarray) -> np.ndarray:
+    """``U_xi^T = (G g)^T`` as the rows of the products, ``(6 * C_out + MR, C_in)``.
+
+    Row ``xi * C_out + co`` is ``U_xi[:, co]``; ``MR`` rows of zeros follow
+    (the micro-kernel reads whole blocks of rows). ``w`` is ``(C_out, C_in,
+    3)`` in any strides; the products are formed in float64 and rounded once
+    to ``w``'s dtype.
+    """
+    cout, cin = w.shape[:2]
+    ut = np.zeros((6 * cout + MR, cin), w.dtype)
+    ut[:6 * cout] = np.einsum("xk,ock->xoc", _G, w.astype(np.float64)).reshape(6 * cout, cin)
+    return ut
 
 
 def usable(tab: Tables, groups: int, cin: int, cout: int) -> bool:
@@ -408,6 +439,45 @@ def not_finite(run):
 
 
 @njit(**CALLED)
+def point_products_rows(v, vt, ut, koff, zb, mm, cnt, rows, rowst, ncp):
+    """``mm[xi, co, t] = sum_c U_xi[c, co] V[xi, t, c]`` for the ``cnt`` tiles of a job.
+
+    ``v`` is ``(6, rows, C_in)`` flat, as :func:`job_inputs` left it (and
+    readable ``vl`` rows past its end); it is transposed into ``vt`` ``(6,
+    ncp, rowst)`` (``ncp`` the channels to whole vectors, ``rowst`` the tiles
+    to whole panels) in square register blocks, so that the products run with
+    the output channels as the micro-kernel's rows (``ut`` from
+    :func:`transformed_weights`) and the job's tiles as its panel, read in
+    place (``koff[c] = c * rowst``), and store their sums untransposed into
+    ``mm`` ``(6, C_out, rows)``: at 64 channels the transposing store of the
+    other form took a quarter of each product (NOTES 72). ``zb`` is ``MR``
+    zeros.
+    """
+    nc = koff.shape[0]
+    cout = (ut.shape[0] - MR) // 6
+    vl = VECTOR_BYTES // v.itemsize
+    nr = 2 * vl
+    for xi in range(6):
+        for t0 in range(0, cnt, vl):
+            for c0 in range(0, nc, vl):
+                transpose_block(v, (xi * rows + t0) * nc + c0, nc, vt, (xi * ncp + c0) * rowst + t0,
+                                rowst)
+    for xi in range(6):
+        for co in range(0, cout, MR):
+            nrow = min(MR, cout - co)
+            for q0 in range(0, cnt, nr):
+                ncol = min(nr, cnt - q0)
+                b = vt[xi * ncp * rowst + q0:]
+                o_off = (xi * cout + co) * rows + q0
+                if 2 * ncol > nr:
+                    tap_block2(ut, (xi * cout + co) * nc, nc, b, koff, nc, zb, mm, o_off, rows,
+                               nrow, ncol)
+                else:  # a narrow last panel of one vector
+                    tap_block1(ut, (xi * cout + co) * nc, nc, b, koff, nc, zb, mm, o_off, rows,
+                               nrow, ncol)
+
+
+@njit(**CALLED)
 def job_outputs(mm, orow, bias, rows, st, mk, j0, nj, nfull, dl, act):
     """``A^T`` of the job's products (``mm`` flat ``(6, C_out, rows)``) into ``orow``
     ``(C_out, L_out)``, with the bias and the activation.
@@ -509,13 +579,14 @@ def job_direct(slab, cols, wd, bias, orow, st, mk, j0, nj, dl, act):
 
 
 @njit(**PARALLEL)
-def winograd1d_conv(x, up, bz, wd, bias, out, geom, maps, starts, masks, nfull, seg, width,
+def winograd1d_conv(x, up, bz, ut, wd, bias, out, geom, maps, starts, masks, nfull, seg, width,
                     compact, act, zero, workers):
     """Convolution of a 3-tap kernel at stride 1 in 1-D by F(4, 3).
 
-    x (N, C_in, L_in); ``up`` the panels of :func:`transformed_weights`, ``bz``
-    a zero bias panel, ``wd`` the weights ``(C_out, 3, C_in)``; bias (C_out,);
-    out (N, C_out, L_out) is written whole.
+    x (N, C_in, L_in); ``up`` the panels of :func:`transformed_weights` and
+    ``bz`` a zero bias panel, or when ``up`` is empty ``ut`` the rows of
+    :func:`transformed_rows`; ``wd`` the weights ``(C_out, 3, C_in)``; bias
+    (C_out,); out (N, C_out, L_out) is written whole.
     ``starts`` to ``compact``: the :class:`TilePlan`. A job is ``seg`` tiles of
     one image.
     """
@@ -527,21 +598,34 @@ def winograd1d_conv(x, up, bz, wd, bias, out, geom, maps, starts, masks, nfull, 
     njobs = nimg * per_img
     nw = max(min(workers, njobs), 1)
     vrow = virtual_row_table(geom, maps)[0]
+    vl = VECTOR_BYTES // x.itemsize
+    ncp = (nc + vl - 1) // vl * vl  # channels to whole vectors (the transposed blocks)
+    rowst = (seg + 2 * vl - 1) // (2 * vl) * (2 * vl)  # tiles to whole panels
     slab_all = worker_rows(nw, width * nc, x, False)
-    v_all = worker_rows(nw, 6 * rows * nc, x, True)
+    # (the transposes read whole blocks: up to a vector of tiles past the job's, finite)
+    v_all = worker_rows(nw, 6 * rows * nc + vl * nc, x, True)
+    vt_all = worker_rows(nw, 6 * ncp * rowst + 2 * vl if up.shape[0] == 0 else 1, x, True)
     m_all = worker_rows(nw, 6 * cout * rows, x, False)
     cols_all = np.empty((nw, seg, 2), dtype=np.int64)
+    koff = np.empty(nc, dtype=np.int64)
+    for c in range(nc):
+        koff[c] = c * rowst
+    zb = np.zeros(MR, dtype=x.dtype)
     for wk in prange(nw):
         slab = slab_all[wk]
         cols = cols_all[wk]
         v = v_all[wk]
+        vt = vt_all[wk]
         mm = m_all[wk]
         for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
             nn = job // per_img
             j0 = (job % per_img) * seg
             nj = min(seg, ntile - j0)
             job_inputs(x[nn], vrow, geom, maps, starts, j0, nj, compact, slab, cols, v, rows, zero)
-            point_products(v, up, bz, mm, nj, rows, nc, cout)
+            if up.shape[0] == 0:
+                point_products_rows(v, vt, ut, koff, zb, mm, nj, rows, rowst, ncp)
+            else:
+                point_products(v, up, bz, mm, nj, rows, nc, cout)
             if job_outputs(mm, out[nn], bias, rows, starts, masks, j0, nj,
                            max(0, min(nj, nfull - j0)), geom[G_DIL, 0], act):
                 job_direct(slab, cols, wd, bias, out[nn], starts, masks, j0, nj,
@@ -556,10 +640,15 @@ def winograd1d(x3: np.ndarray, w: np.ndarray, bias: np.ndarray, out3: np.ndarray
     ``(N, C_out, L_out)`` as in :mod:`numbaconv._core`.
     """
     cout, cin = w.shape[:2]
-    up = transformed_weights(w)
+    if cin < _ROWS_FORM_BELOW:
+        ut = transformed_rows(w)
+        up = np.empty((0, 1, 1), x3.dtype)
+    else:
+        up = transformed_weights(w)
+        ut = np.empty((0, 1), x3.dtype)
+    bz = np.zeros(up.shape[2], x3.dtype)
     plan = tile_plan(int(tab.geom[G_OUT, 0]), int(tab.geom[G_DIL, 0]), cin, cout,
                      x3.dtype.itemsize)
-    bz = np.zeros(up.shape[2], x3.dtype)
     wd = np.ascontiguousarray(w.transpose(0, 2, 1))
-    winograd1d_conv(x3, up, bz, wd, bias, out3, tab.geom, tab.maps, *plan, act, x3.dtype.type(0),
-                    workers)
+    winograd1d_conv(x3, up, bz, ut, wd, bias, out3, tab.geom, tab.maps, *plan, act,
+                    x3.dtype.type(0), workers)

@@ -30,12 +30,14 @@ def calls(count_calls):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mode", MODES)
-def test_matches_reference(rng, calls, mode, dtype):
-    # 70 input channels (a masked vector tail), 33 output channels (a ragged
-    # panel), per-side padding, bias, activation; lengths with leftovers in
+@pytest.mark.parametrize("cin", [70, 130])
+def test_matches_reference(rng, calls, mode, dtype, cin):
+    # 70 or 130 input channels (a masked vector tail; the products with the output
+    # channels as rows, or with the tiles: _ROWS_FORM_BELOW), 33 output channels (a
+    # ragged panel), per-side padding, bias, activation; lengths with leftovers in
     # some phases (stepped-back tiles) and none in others
-    x = rng.standard_normal((2, 70, 203)).astype(dtype)
-    w = rng.standard_normal((33, 70, 3)).astype(dtype)
+    x = rng.standard_normal((2, cin, 203)).astype(dtype)
+    w = rng.standard_normal((33, cin, 3)).astype(dtype)
     b = rng.standard_normal(33).astype(dtype)
     for dilation in (1, 2, 3, 4, 8, 16, 20):
         kw = dict(padding=((3, 1),), dilation=dilation, padding_mode=mode,
@@ -190,7 +192,7 @@ def test_random_configurations(rng, calls, dtype):
         mode = MODES[rng.integers(len(MODES))]
         before = int(rng.integers(0, min(2 * dil, length - 1) + 1))
         padding = ((before, int(rng.integers(0, before + 1))),)
-        cin, cout = int(rng.choice([64, 65, 96])), int(rng.choice([32, 33, 64]))
+        cin, cout = int(rng.choice([64, 65, 96, 127, 128, 129])), int(rng.choice([32, 33, 64]))
         x = rng.standard_normal((int(rng.integers(1, 3)), cin, length)).astype(dtype)
         if rng.random() < 0.2:
             x[0, rng.integers(cin), rng.integers(length)] = rng.choice([np.nan, np.inf, -np.inf])
