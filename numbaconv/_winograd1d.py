@@ -53,6 +53,7 @@ from ._activations import activate_run
 from ._config import CALLED, HELPER, PARALLEL
 from ._core import virtual_cols_cl, virtual_row_table, worker_rows
 from ._geometry import G_DIL, G_K, G_OUT, G_STRIDE, Tables
+from ._implicit import phase_segment
 from ._microkernel import (
     MR,
     VECTOR_BYTES,
@@ -206,6 +207,19 @@ def _const(vty, value):
     return ir.Constant(vty, [ir.Constant(vty.element, value)] * vty.count)
 
 
+def _input_transform(builder, a, const):
+    """``B^T`` of the 6 sample vectors ``a``: the 6 transformed vectors (LLVM IR)."""
+    p = builder.fsub(a[4], builder.fmul(a[2], const(4.0)))
+    q = builder.fsub(a[3], builder.fmul(a[1], const(4.0)))
+    u = builder.fsub(a[4], a[2])
+    e = builder.fmul(builder.fsub(a[3], a[1]), const(2.0))
+    return [builder.fadd(builder.fsub(builder.fmul(a[0], const(4.0)),
+                                      builder.fmul(a[2], const(5.0))), a[4]),
+            builder.fadd(p, q), builder.fsub(p, q), builder.fadd(u, e), builder.fsub(u, e),
+            builder.fadd(builder.fsub(builder.fmul(a[1], const(4.0)),
+                                      builder.fmul(a[3], const(5.0))), a[5])]
+
+
 def _input_codegen(context, builder, sig, args):
     """LLVM IR of :func:`input_tile`: whole vectors, the last one masked."""
     i64 = ir.IntType(64)
@@ -223,16 +237,7 @@ def _input_codegen(context, builder, sig, args):
         ok = mv.lanes_below(builder, j, n_v)
         a = [builder.call(mv.load, [mv.pointer(builder, sp, builder.add(
             j, builder.mul(ss, ir.Constant(i64, k)))), mv.align, ok, mv.zero]) for k in range(6)]
-        p = builder.fsub(a[4], builder.fmul(a[2], const(4.0)))
-        q = builder.fsub(a[3], builder.fmul(a[1], const(4.0)))
-        u = builder.fsub(a[4], a[2])
-        e = builder.fmul(builder.fsub(a[3], a[1]), const(2.0))
-        out = [builder.fadd(builder.fsub(builder.fmul(a[0], const(4.0)),
-                                         builder.fmul(a[2], const(5.0))), a[4]),
-               builder.fadd(p, q), builder.fsub(p, q), builder.fadd(u, e), builder.fsub(u, e),
-               builder.fadd(builder.fsub(builder.fmul(a[1], const(4.0)),
-                                         builder.fmul(a[3], const(5.0))), a[5])]
-        for i, o in enumerate(out):
+        for i, o in enumerate(_input_transform(builder, a, const)):
             builder.call(mv.store, [o, mv.pointer(builder, dp, builder.add(
                 j, builder.mul(ds, ir.Constant(i64, i)))), mv.align, ok])
 
@@ -249,6 +254,122 @@ def input_tile(typingctx, src, s0, ss, dst, d0, ds, n):
     scalar (3 ms of the 1-D benchmark case's 20).
     """
     return types.none(src, s0, ss, dst, d0, ds, n), _input_codegen
+
+
+def _tiles_codegen(cs):
+    """LLVM IR of :func:`input_tiles` with chunks of ``cs`` lanes (0: gathered)."""
+    return lambda context, builder, sig, args: _tiles_ir(context, builder, sig, args, cs)
+
+
+def _tiles_ir(context, builder, sig, args, cs):
+    i32, i64 = ir.IntType(32), ir.IntType(64)
+    cs = min(cs, VECTOR_BYTES // context.get_abi_sizeof(context.get_value_type(sig.args[0].dtype)))
+    sty, oty, dty = sig.args[0], sig.args[2], sig.args[5]
+    s0, t0, dl, d0, ds = (context.cast(builder, args[i], sig.args[i], types.int64)
+                          for i in (1, 3, 4, 6, 7))
+    mv = masked_vectors(context, builder, sty.dtype)
+    sp = builder.gep(context.make_array(sty)(context, builder, args[0]).data, [s0])
+    op = builder.gep(context.make_array(oty)(context, builder, args[2]).data, [t0])
+    dp = builder.gep(context.make_array(dty)(context, builder, args[5]).data, [d0])
+    ity, aty = ir.VectorType(i32, mv.vl), ir.VectorType(i64, mv.vl)
+    pty = ir.VectorType(mv.vty.element.as_pointer(), mv.vl)
+    size = context.get_abi_sizeof(mv.vty.element)
+    gather = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(mv.vty, [pty, i32, ir.VectorType(ir.IntType(1), mv.vl),
+                                                 mv.vty]),
+        f"llvm.masked.gather.v{mv.vl}{'f32' if size == 4 else 'f64'}.v{mv.vl}p0")
+    every = ir.Constant(ir.VectorType(ir.IntType(1), mv.vl), [1] * mv.vl)
+    a = []
+    if cs:  # chunks of cs consecutive samples, each from its first lane's offset
+        cty = ir.VectorType(mv.vty.element, cs)
+        firsts = [builder.sext(builder.load(builder.gep(op, [ir.Constant(i64, g * cs)])), i64)
+                  for g in range(mv.vl // cs)]
+        for k in range(6):
+            kd = builder.mul(dl, ir.Constant(i64, k))
+            parts = [builder.load(builder.bitcast(builder.gep(sp, [builder.add(f, kd)]),
+                                                  cty.as_pointer()), align=size) for f in firsts]
+            while len(parts) > 1:  # concatenated pairwise
+                n2 = parts[0].type.count * 2
+                parts = [builder.shuffle_vector(parts[i], parts[i + 1], ir.Constant(
+                    ir.VectorType(i32, n2), list(range(n2)))) for i in range(0, len(parts), 2)]
+            a.append(parts[0])
+    else:  # the lanes' sample addresses: base + (offs[t] + k * dl) * size, gathered
+        offs = builder.sext(builder.load(builder.bitcast(op, ity.as_pointer()), align=4), aty)
+        addr0 = builder.add(_splat(builder, builder.ptrtoint(sp, i64), aty),
+                            builder.mul(offs, _splat(builder, ir.Constant(i64, size), aty)))
+        step = builder.mul(dl, ir.Constant(i64, size))
+        for k in range(6):
+            addr = builder.add(addr0, _splat(builder, builder.mul(step, ir.Constant(i64, k)),
+                                             aty))
+            a.append(builder.call(gather, [builder.inttoptr(addr, pty), mv.align, every,
+                                           mv.zero]))
+    for i, o in enumerate(_input_transform(builder, a, lambda c: _const(mv.vty, c))):
+        builder.store(o, mv.pointer(builder, dp, builder.mul(ds, ir.Constant(i64, i))),
+                      align=size)
+    return context.get_dummy_value()
+
+
+_TILES_DOC = """``B^T`` of a vector of tiles of one channel, the points as vectors of tiles.
+
+Lane ``l`` is tile ``t0 + l``, whose sample ``k < 6`` is ``src[s0 + offs[t0 +
+l] + k * dl]`` ({how}); point ``i`` goes to ``dst[d0 + i*ds:]``, a whole
+vector. ``offs`` (int32) must hold a vector of valid offsets from ``t0``.
+"""
+
+
+def _tiles_intrinsic(cs: int):
+    @intrinsic
+    def input_tiles(typingctx, src, s0, offs, t0, dl, dst, d0, ds):
+        return types.none(src, s0, offs, t0, dl, dst, d0, ds), _tiles_codegen(cs)
+
+    input_tiles.__doc__ = _TILES_DOC.format(
+        how=f"runs of {cs} lanes with consecutive offsets, loaded whole" if cs else "gathered")
+    return input_tiles
+
+
+input_tiles = _tiles_intrinsic(0)
+input_tiles4 = _tiles_intrinsic(4)
+input_tiles8 = _tiles_intrinsic(8)
+input_tiles16 = _tiles_intrinsic(16)
+
+
+@njit(**CALLED)
+def job_inputs_cf(xn, geom, maps, st, j0, nj, nfull, slab, wr, offs, vt, rowst, ncp, zero):
+    """``V_xi^T`` (``vt`` ``(6, ncp, rowst)``) of tiles ``j0 .. j0 + nj`` from channel-first
+    virtual columns: no transposes (NOTES 73).
+
+    ``slab`` gets each channel's virtual samples from the job's first to its
+    last, ``wr`` a channel; ``offs`` (int32, ``nj`` rounded up to a vector)
+    the tiles' first samples in it, the last repeated past ``nj``.
+    """
+    nc = xn.shape[0]
+    dl = geom[G_DIL, 0]
+    vl = VECTOR_BYTES // slab.itemsize
+    col0 = st[j0]
+    for j in range(j0, j0 + nj):
+        col0 = min(col0, st[j])
+    phase_segment(xn, 0, nc, geom, maps, col0, 1, wr, slab, zero)
+    for t in range(nj):
+        offs[t] = st[j0 + t] - col0
+    for t in range(nj, (nj + vl - 1) // vl * vl):
+        offs[t] = offs[nj - 1]
+    # whole blocks of dl tiles from the job's first: runs of gcd(dl, vl) consecutive offsets
+    cs = vl
+    while dl % cs:
+        cs //= 2
+    whole = max(0, min(nj, nfull - j0)) // vl * vl  # tiles in vectors of whole blocks
+    for c in range(nc):
+        for t0 in range(0, nj, vl):
+            s0 = c * wr
+            d0 = c * rowst + t0
+            if t0 >= whole or cs < 4:
+                input_tiles(slab, s0, offs, t0, dl, vt, d0, ncp * rowst)
+            elif cs == 4:
+                input_tiles4(slab, s0, offs, t0, dl, vt, d0, ncp * rowst)
+            elif cs == 8:
+                input_tiles8(slab, s0, offs, t0, dl, vt, d0, ncp * rowst)
+            else:
+                input_tiles16(slab, s0, offs, t0, dl, vt, d0, ncp * rowst)
 
 
 @njit(**CALLED)
@@ -454,14 +575,21 @@ def point_products_rows(v, vt, ut, koff, zb, mm, cnt, rows, rowst, ncp):
     zeros.
     """
     nc = koff.shape[0]
-    cout = (ut.shape[0] - MR) // 6
     vl = VECTOR_BYTES // v.itemsize
-    nr = 2 * vl
     for xi in range(6):
         for t0 in range(0, cnt, vl):
             for c0 in range(0, nc, vl):
                 transpose_block(v, (xi * rows + t0) * nc + c0, nc, vt, (xi * ncp + c0) * rowst + t0,
                                 rowst)
+    products_rows(vt, ut, koff, zb, mm, cnt, rows, rowst, ncp)
+
+
+@njit(**CALLED)
+def products_rows(vt, ut, koff, zb, mm, cnt, rows, rowst, ncp):
+    """The products of :func:`point_products_rows` from ``vt`` as it is."""
+    nc = koff.shape[0]
+    cout = (ut.shape[0] - MR) // 6
+    nr = 2 * (VECTOR_BYTES // vt.itemsize)
     for xi in range(6):
         for co in range(0, cout, MR):
             nrow = min(MR, cout - co)
@@ -601,7 +729,10 @@ def winograd1d_conv(x, up, bz, ut, wd, bias, out, geom, maps, starts, masks, nfu
     vl = VECTOR_BYTES // x.itemsize
     ncp = (nc + vl - 1) // vl * vl  # channels to whole vectors (the transposed blocks)
     rowst = (seg + 2 * vl - 1) // (2 * vl) * (2 * vl)  # tiles to whole panels
-    slab_all = worker_rows(nw, width * nc, x, False)
+    wr = (width + vl - 1) // vl * vl  # a channel's samples in the channel-first slab
+    cf = up.shape[0] == 0 and not compact  # channel-first inputs (NOTES 73)
+    slab_all = worker_rows(nw, max(width, wr if cf else 0) * nc, x, False)
+    offs_all = np.empty((nw, seg + vl), dtype=np.int32)
     # (the transposes read whole blocks: up to a vector of tiles past the job's, finite)
     v_all = worker_rows(nw, 6 * rows * nc + vl * nc, x, True)
     vt_all = worker_rows(nw, 6 * ncp * rowst + 2 * vl if up.shape[0] == 0 else 1, x, True)
@@ -621,13 +752,22 @@ def winograd1d_conv(x, up, bz, ut, wd, bias, out, geom, maps, starts, masks, nfu
             nn = job // per_img
             j0 = (job % per_img) * seg
             nj = min(seg, ntile - j0)
-            job_inputs(x[nn], vrow, geom, maps, starts, j0, nj, compact, slab, cols, v, rows, zero)
-            if up.shape[0] == 0:
-                point_products_rows(v, vt, ut, koff, zb, mm, nj, rows, rowst, ncp)
+            if cf:
+                job_inputs_cf(x[nn], geom, maps, starts, j0, nj, nfull, slab, wr, offs_all[wk],
+                              vt, rowst, ncp, zero)
+                products_rows(vt, ut, koff, zb, mm, nj, rows, rowst, ncp)
             else:
-                point_products(v, up, bz, mm, nj, rows, nc, cout)
+                job_inputs(x[nn], vrow, geom, maps, starts, j0, nj, compact, slab, cols, v, rows,
+                           zero)
+                if up.shape[0] == 0:
+                    point_products_rows(v, vt, ut, koff, zb, mm, nj, rows, rowst, ncp)
+                else:
+                    point_products(v, up, bz, mm, nj, rows, nc, cout)
             if job_outputs(mm, out[nn], bias, rows, starts, masks, j0, nj,
                            max(0, min(nj, nfull - j0)), geom[G_DIL, 0], act):
+                if cf:  # the channels-last columns that the direct sums read
+                    job_inputs(x[nn], vrow, geom, maps, starts, j0, nj, compact, slab, cols, v,
+                               rows, zero)
                 job_direct(slab, cols, wd, bias, out[nn], starts, masks, j0, nj,
                            geom[G_DIL, 0], act)
 
