@@ -256,12 +256,13 @@ def input_tile(typingctx, src, s0, ss, dst, d0, ds, n):
     return types.none(src, s0, ss, dst, d0, ds, n), _input_codegen
 
 
-def _tiles_codegen(cs):
-    """LLVM IR of :func:`input_tiles` with chunks of ``cs`` lanes (0: gathered)."""
-    return lambda context, builder, sig, args: _tiles_ir(context, builder, sig, args, cs)
+def _tiles_codegen(cs, blocks=0):
+    """LLVM IR of :func:`input_tiles` with chunks of ``cs`` lanes (0: gathered), or with
+    ``blocks`` (a dilation of 1 or 2) whole blocks' samples picked from 4 vectors."""
+    return lambda context, builder, sig, args: _tiles_ir(context, builder, sig, args, cs, blocks)
 
 
-def _tiles_ir(context, builder, sig, args, cs):
+def _tiles_ir(context, builder, sig, args, cs, blocks):
     i32, i64 = ir.IntType(32), ir.IntType(64)
     cs = min(cs, VECTOR_BYTES // context.get_abi_sizeof(context.get_value_type(sig.args[0].dtype)))
     sty, oty, dty = sig.args[0], sig.args[2], sig.args[5]
@@ -280,7 +281,18 @@ def _tiles_ir(context, builder, sig, args, cs):
         f"llvm.masked.gather.v{mv.vl}{'f32' if size == 4 else 'f64'}.v{mv.vl}p0")
     every = ir.Constant(ir.VectorType(ir.IntType(1), mv.vl), [1] * mv.vl)
     a = []
-    if cs:  # chunks of cs consecutive samples, each from its first lane's offset
+    if blocks:  # lane l's samples 4 dl (l // dl) + l % dl on from the first lane's
+        first = builder.sext(builder.load(op), i64)
+        pick = ir.Constant(ir.VectorType(i32, mv.vl), [4 * blocks * (lane // blocks) +
+                                                        lane % blocks for lane in range(mv.vl)])
+        join = ir.Constant(ir.VectorType(i32, 2 * mv.vl), list(range(2 * mv.vl)))
+        for k in range(6):
+            at = builder.add(first, builder.mul(dl, ir.Constant(i64, k)))
+            v = [builder.load(mv.pointer(builder, sp, builder.add(at, ir.Constant(i64, q * mv.vl))),
+                              align=size) for q in range(4)]
+            a.append(builder.shuffle_vector(builder.shuffle_vector(v[0], v[1], join),
+                                            builder.shuffle_vector(v[2], v[3], join), pick))
+    elif cs:  # chunks of cs consecutive samples, each from its first lane's offset
         cty = ir.VectorType(mv.vty.element, cs)
         firsts = [builder.sext(builder.load(builder.gep(op, [ir.Constant(i64, g * cs)])), i64)
                   for g in range(mv.vl // cs)]
@@ -317,17 +329,23 @@ vector. ``offs`` (int32) must hold a vector of valid offsets from ``t0``.
 """
 
 
-def _tiles_intrinsic(cs: int):
+def _tiles_intrinsic(cs: int, blocks: int = 0):
     @intrinsic
     def input_tiles(typingctx, src, s0, offs, t0, dl, dst, d0, ds):
-        return types.none(src, s0, offs, t0, dl, dst, d0, ds), _tiles_codegen(cs)
+        return types.none(src, s0, offs, t0, dl, dst, d0, ds), _tiles_codegen(cs, blocks)
 
-    input_tiles.__doc__ = _TILES_DOC.format(
-        how=f"runs of {cs} lanes with consecutive offsets, loaded whole" if cs else "gathered")
+    if blocks:
+        how = (f"whole blocks of a dilation of {blocks}: picked from the 4 vectors from lane "
+               "0's offset, the others unread")
+    else:
+        how = f"runs of {cs} lanes with consecutive offsets, loaded whole" if cs else "gathered"
+    input_tiles.__doc__ = _TILES_DOC.format(how=how)
     return input_tiles
 
 
 input_tiles = _tiles_intrinsic(0)
+input_tiles_dil1 = _tiles_intrinsic(0, 1)
+input_tiles_dil2 = _tiles_intrinsic(0, 2)
 input_tiles4 = _tiles_intrinsic(4)
 input_tiles8 = _tiles_intrinsic(8)
 input_tiles16 = _tiles_intrinsic(16)
@@ -353,23 +371,31 @@ def job_inputs_cf(xn, geom, maps, st, j0, nj, nfull, slab, wr, offs, vt, rowst, 
         offs[t] = st[j0 + t] - col0
     for t in range(nj, (nj + vl - 1) // vl * vl):
         offs[t] = offs[nj - 1]
-    # whole blocks of dl tiles from the job's first: runs of gcd(dl, vl) consecutive offsets
+    # vectors of tiles in whole blocks (blocks of dl tiles from the job's first) read their
+    # samples in runs of gcd(dl, vl) consecutive ones, loaded whole when 4 or more, picked
+    # from 4 vectors at dilations 1 and 2, else gathered (NOTES 73)
     cs = vl
     while dl % cs:
         cs //= 2
+    kind = dl if dl <= 2 else (cs if cs >= 4 else 0)
     whole = max(0, min(nj, nfull - j0)) // vl * vl  # tiles in vectors of whole blocks
+    ds = ncp * rowst
     for c in range(nc):
         for t0 in range(0, nj, vl):
             s0 = c * wr
             d0 = c * rowst + t0
-            if t0 >= whole or cs < 4:
-                input_tiles(slab, s0, offs, t0, dl, vt, d0, ncp * rowst)
-            elif cs == 4:
-                input_tiles4(slab, s0, offs, t0, dl, vt, d0, ncp * rowst)
-            elif cs == 8:
-                input_tiles8(slab, s0, offs, t0, dl, vt, d0, ncp * rowst)
+            if t0 >= whole or kind == 0:
+                input_tiles(slab, s0, offs, t0, dl, vt, d0, ds)
+            elif kind == 1:
+                input_tiles_dil1(slab, s0, offs, t0, dl, vt, d0, ds)
+            elif kind == 2:
+                input_tiles_dil2(slab, s0, offs, t0, dl, vt, d0, ds)
+            elif kind == 4:
+                input_tiles4(slab, s0, offs, t0, dl, vt, d0, ds)
+            elif kind == 8:
+                input_tiles8(slab, s0, offs, t0, dl, vt, d0, ds)
             else:
-                input_tiles16(slab, s0, offs, t0, dl, vt, d0, ncp * rowst)
+                input_tiles16(slab, s0, offs, t0, dl, vt, d0, ds)
 
 
 @njit(**CALLED)
