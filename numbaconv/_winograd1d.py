@@ -6,7 +6,7 @@ with 6 multiplications instead of 12. With many channels they are 6 matrix
 products per tile of outputs, ``V_xi (tiles, C_in) @ U_xi (C_in, C_out)``, on
 the micro-kernel: half the direct method's FLOPs. Below 128 input channels
 they run with the output channels as the micro-kernel's rows
-(:func:`point_products_rows`, untransposed stores), else with the tiles as its
+(:func:`products_rows`, untransposed stores), else with the tiles as its
 rows (:func:`numbaconv._winograd.point_products`, a transposing store).
 
 Dilation ``dl`` spaces a tile's samples and outputs ``dl`` apart. The output
@@ -15,14 +15,16 @@ of a block owns its outputs ``r, r + dl, r + 2 dl, r + 3 dl``); where the axis
 has a leftover, each phase ``r`` gets one more tile stepped back to end at
 the phase's last output, owning only the outputs no block has
 (:func:`axis_tiles`). A job is a run of tiles of one image: it builds the
-virtual (padded) columns it reads, channels-last
-(:func:`numbaconv._core.virtual_cols_cl`, so every padding mode is the same
-code), transforms them (``B^T``, one tile per channel run), runs the 6
-products and writes each output channel's runs through ``A^T``, with the
-bias and the activation. Both transforms are explicit vectors (LLVM left
-their Numba loops scalar). A job whose outputs are not all finite is redone
-by direct sums (:func:`job_direct`): the transforms mix a tile's 6 samples,
-and would spread an inf or a NaN to outputs whose window misses it.
+virtual (padded) columns it reads through the padding maps (so every padding
+mode is the same code), transforms them (``B^T``), runs the 6 products and
+writes each output channel's runs through ``A^T``, with the bias and the
+activation. Below 128 input channels the columns are built channel by
+channel and transformed a vector of tiles at a time (:func:`job_inputs_cf`),
+else channels-last and a tile at a time (:func:`job_inputs`). Both transforms
+are explicit vectors (LLVM left their Numba loops scalar). A job whose outputs
+are not all finite is redone by direct sums (:func:`job_direct`): the
+transforms mix a tile's 6 samples, and would spread an inf or a NaN to outputs
+whose window misses it.
 
 The transforms (points 0, +-1, +-2 and infinity; Lavin and Gray, 2016)::
 
