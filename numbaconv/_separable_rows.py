@@ -32,7 +32,7 @@ from ._microkernel import MR, VECTOR_BYTES, copy_row, tap_block1, tap_block2, wh
 
 #: a band holds about this many output positions (whole rows)
 _BAND = 256
-#: the band's depthwise buffer takes at most this (else the two passes run)
+#: the band's depthwise buffer takes at most this (else another path runs)
 _BAND_BYTES = 1024 * 1024
 
 
@@ -52,8 +52,8 @@ def band_rows(out_shape: tuple[int, ...], cdw: int, nimg: int, itemsize: int,
     most = max(1, min(_BAND // width, nrows))
     vl = VECTOR_BYTES // itemsize
     rows = next((r for r in range(most, 0, -1) if r * width % vl == 0), most)
-    if nimg * -(-nrows // rows) < workers:
-        rows = max(1, -(-nimg * nrows // workers))
+    if nimg * -(-nrows // rows) < workers:  # as many bands an image as the workers need
+        rows = max(1, -(-nrows // -(-workers // nimg)))
     return rows
 
 

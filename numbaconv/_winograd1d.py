@@ -373,13 +373,15 @@ def job_inputs_cf(xn, geom, maps, st, j0, nj, nfull, slab, wr, offs, vt, rowst, 
         offs[t] = st[j0 + t] - col0
     for t in range(nj, (nj + vl - 1) // vl * vl):
         offs[t] = offs[nj - 1]
-    # vectors of tiles in whole blocks (blocks of dl tiles from the job's first) read their
-    # samples in runs of gcd(dl, vl) consecutive ones, loaded whole when 4 or more, picked
-    # from 4 vectors at dilations 1 and 2, else gathered (NOTES 73)
+    # vectors of tiles in whole blocks (when the job starts a block: blocks of dl tiles from
+    # its first) read their samples in runs of gcd(dl, vl) consecutive ones, loaded whole
+    # when 4 or more, picked from 4 vectors at dilations 1 and 2, else gathered (NOTES 73)
     cs = vl
     while dl % cs:
         cs //= 2
     kind = dl if dl <= 2 else (cs if cs >= 4 else 0)
+    if j0 % dl:  # (a job starting inside a block, whose runs could straddle two: the plans
+        kind = 0  # give those jobs compact slabs, which this function does not take)
     whole = max(0, min(nj, nfull - j0)) // vl * vl  # tiles in vectors of whole blocks
     ds = ncp * rowst
     for c in range(nc):
