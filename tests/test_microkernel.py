@@ -154,6 +154,20 @@ def test_transpose_block_writes_exactly_one_block(rng, dtype):
     np.testing.assert_array_equal(dst, want)
 
 
+def test_whole_row_blocks_passes_whole_blocks_through(rng):
+    mr = mk.MR
+    w = rng.standard_normal((4 * mr, 5)).astype(np.float32)
+    assert mk.whole_row_blocks(w) is w
+    assert mk.whole_row_blocks(w, groups=2) is w  # 2 mr rows a group
+    for a, groups in ((w, 8), (w[:-1], 1), (w[:, ::2], 1), (w.astype(np.float64)[::-1], 1)):
+        c = mk.whole_row_blocks(a, groups)  # a group of mr / 2 rows, rows cut short, strides
+        assert c is not a and c.flags.c_contiguous and c.shape == (a.shape[0] + mr, a.shape[1])
+        assert np.array_equal(c[:a.shape[0]], a) and not c[a.shape[0]:].any()
+    ro = w.copy()
+    ro.flags.writeable = False  # kernels are compiled for writeable arrays: copied
+    assert mk.whole_row_blocks(ro) is not ro
+
+
 def test_block_with_empty_reduction_writes_the_bias():
     vl = mk.lanes(np.float64)
     bias = np.arange(vl, dtype=np.float64)
