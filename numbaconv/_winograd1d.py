@@ -266,22 +266,15 @@ def _tiles_codegen(cs, blocks=0):
 
 def _tiles_ir(context, builder, sig, args, cs, blocks):
     i32, i64 = ir.IntType(32), ir.IntType(64)
-    cs = min(cs, VECTOR_BYTES // context.get_abi_sizeof(context.get_value_type(sig.args[0].dtype)))
     sty, oty, dty = sig.args[0], sig.args[2], sig.args[5]
     s0, t0, dl, d0, ds = (context.cast(builder, args[i], sig.args[i], types.int64)
                           for i in (1, 3, 4, 6, 7))
     mv = masked_vectors(context, builder, sty.dtype)
+    cs = min(cs, mv.vl)  # (float64: 16 lanes' runs are whole vectors of 8)
     sp = builder.gep(context.make_array(sty)(context, builder, args[0]).data, [s0])
     op = builder.gep(context.make_array(oty)(context, builder, args[2]).data, [t0])
     dp = builder.gep(context.make_array(dty)(context, builder, args[5]).data, [d0])
-    ity, aty = ir.VectorType(i32, mv.vl), ir.VectorType(i64, mv.vl)
-    pty = ir.VectorType(mv.vty.element.as_pointer(), mv.vl)
     size = context.get_abi_sizeof(mv.vty.element)
-    gather = cgutils.get_or_insert_function(
-        builder.module, ir.FunctionType(mv.vty, [pty, i32, ir.VectorType(ir.IntType(1), mv.vl),
-                                                 mv.vty]),
-        f"llvm.masked.gather.v{mv.vl}{'f32' if size == 4 else 'f64'}.v{mv.vl}p0")
-    every = ir.Constant(ir.VectorType(ir.IntType(1), mv.vl), [1] * mv.vl)
     a = []
     if blocks:  # lane l's samples 4 dl (l // dl) + l % dl on from the first lane's
         first = builder.sext(builder.load(op), i64)
@@ -308,6 +301,12 @@ def _tiles_ir(context, builder, sig, args, cs, blocks):
                     ir.VectorType(i32, n2), list(range(n2)))) for i in range(0, len(parts), 2)]
             a.append(parts[0])
     else:  # the lanes' sample addresses: base + (offs[t] + k * dl) * size, gathered
+        ity, aty = ir.VectorType(i32, mv.vl), ir.VectorType(i64, mv.vl)
+        pty = ir.VectorType(mv.vty.element.as_pointer(), mv.vl)
+        gather = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+            mv.vty, [pty, i32, ir.VectorType(ir.IntType(1), mv.vl), mv.vty]),
+            f"llvm.masked.gather.v{mv.vl}{'f32' if size == 4 else 'f64'}.v{mv.vl}p0")
+        every = ir.Constant(ir.VectorType(ir.IntType(1), mv.vl), [1] * mv.vl)
         offs = builder.sext(builder.load(builder.bitcast(op, ity.as_pointer()), align=4), aty)
         addr0 = builder.add(_splat(builder, builder.ptrtoint(sp, i64), aty),
                             builder.mul(offs, _splat(builder, ir.Constant(i64, size), aty)))
@@ -598,7 +597,7 @@ def point_products_rows(v, vt, ut, koff, zb, mm, cnt, rows, rowst, ncp):
     ncp, rowst)`` (``ncp`` the channels to whole vectors, ``rowst`` the tiles
     to whole panels) in square register blocks, so that the products run with
     the output channels as the micro-kernel's rows (``ut`` from
-    :func:`transformed_weights`) and the job's tiles as its panel, read in
+    :func:`transformed_rows`) and the job's tiles as its panel, read in
     place (``koff[c] = c * rowst``), and store their sums untransposed into
     ``mm`` ``(6, C_out, rows)``: at 64 channels the transposing store of the
     other form took a quarter of each product (NOTES 72). ``zb`` is ``MR``
