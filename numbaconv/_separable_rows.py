@@ -60,10 +60,11 @@ def band_rows(out_shape: tuple[int, ...], cdw: int, nimg: int, itemsize: int,
 def separable(x3: np.ndarray, dw2: np.ndarray, pw: np.ndarray, bias: np.ndarray,
               out3: np.ndarray, tab: Tables, rows: int, act: int, workers: int) -> None:
     """Run :func:`separable_rows`: arrays in the compute dtype, ``x3`` and ``out3`` flat over
-    space, ``dw2`` ``(C_dw, taps)``, ``pw`` ``(C_out, C_dw)``, ``rows`` from :func:`band_rows`.
+    space, ``dw2`` ``(C_dw, taps)`` C-contiguous, ``pw`` ``(C_out, C_dw)``, ``rows`` from
+    :func:`band_rows`.
     """
     mult = dw2.shape[0] // x3.shape[1]
-    separable_rows(x3, np.ascontiguousarray(dw2), whole_row_blocks(pw), bias, out3, mult,
+    separable_rows(x3, dw2, whole_row_blocks(pw), bias, out3, mult,
                    tab.geom, tab.maps, rows * int(tab.geom[G_OUT, -1]), act, x3.dtype.type(0),
                    workers)
 

@@ -542,7 +542,7 @@ def _separable_bands(sc: SeparableCall, tab: Tables, act: int) -> np.ndarray | N
     cdw, cout = dw.shape[0], pw.shape[0]
     shape = tuple(sc.win.out_shape)
     workers = numba.get_num_threads()
-    if not _BANDS or nimg == 0 or not _direct_rows.usable(tab):
+    if nimg == 0 or not _direct_rows.usable(tab):
         return None
     rows = _separable_rows.band_rows(shape, cdw, nimg, cdt.itemsize, workers)
     if rows == 0:
@@ -555,14 +555,12 @@ def _separable_bands(sc: SeparableCall, tab: Tables, act: int) -> np.ndarray | N
     return out.astype(rdt, copy=False)
 
 
-_BANDS = True
-
-
 def _separable_two_passes(sc: SeparableCall, tab: Tables, act: int) -> np.ndarray | None:
     """The separable convolution as a depthwise pass, then a one-tap product, or ``None``.
 
-    Taken in float32 (not float16, whose intermediate would be rounded) when the
-    depthwise step runs on the row sweeps (:mod:`numbaconv._direct_rows`: its
+    For rows too wide for :func:`_separable_bands`. Taken in float32 (not
+    float16, whose intermediate would be rounded) when the depthwise step runs
+    on the row sweeps (:mod:`numbaconv._direct_rows`: its
     window suits them and the multiplier is below ``_MIN_GEMM_ROWS``) and the
     product has at least ``_SEPARABLE_MIN_K`` channels to reduce; then both
     passes run at their kernels' speed, where the fused tile GEMM computes the
