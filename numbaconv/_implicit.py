@@ -49,6 +49,8 @@ _PLANE_BYTES = 8 * 1024 * 1024
 #: long runs of output stream better)
 _RUN = 4
 _RUN_1D = 16
+#: a group's weights of at least this many bytes run in flat mode (:func:`flat_blocks`)
+_FLAT_WEIGHT_BYTES = 1024 * 1024
 
 
 def usable(tab: Tables, groups: int, cin: int, cout: int) -> bool:
@@ -119,8 +121,26 @@ def implicit(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray,
     else:
         koff, vls, plen = _offsets(tab.geom.tobytes(), tab.geom.shape, tab.voff.tobytes(), cg)
         chunk = max(1, min(x3.shape[0], _PLANE_BYTES // (cin * plen * x3.itemsize)))
+    flat = flat_blocks(tab, x3.shape[0], groups, w2, workers)
     implicit_conv(x3, whole_row_blocks(w2, groups), bias, out3, groups, tab.geom, tab.maps, koff,
-                  vls, plen, chunk, act, x3.dtype.type(0), workers)
+                  vls, plen, chunk, flat, act, x3.dtype.type(0), workers)
+
+
+def flat_blocks(tab: Tables, nimg: int, groups: int, w2: np.ndarray, workers: int) -> int:
+    """Blocks of ``MR`` output channels per job in flat mode, or 0 for the row jobs.
+
+    Flat mode is taken at stride 1 beyond 1-D when a group's weights ``(C_out /
+    groups, K)`` take at least ``_FLAT_WEIGHT_BYTES``: each row job would read
+    them all. The blocks are shared out to make about 4 jobs a worker.
+    """
+    geom = tab.geom
+    m = w2.shape[0] // groups
+    if (geom.shape[1] < 2 or not (geom[G_STRIDE] == 1).all()
+            or m * w2[0].nbytes < _FLAT_WEIGHT_BYTES):
+        return 0
+    nblk = -(-m // MR)
+    want = -(-4 * max(workers, 1) // (nimg * groups))
+    return -(-nblk // want)
 
 
 @njit(**CALLED)
@@ -174,8 +194,47 @@ def phase_segment(xn, c0, cg, geom, maps, v0, s, svls, seg, zero):
                 seg[d0 + i] = xc[m] if m >= 0 else zero
 
 
+@njit(**CALLED)
+def flat_job(w, bias, out, n, r0, r1, kk, src, b0, koff, fpos, frow, rl, olast, scr, act):
+    """Output channels ``[r0, r1)`` of image ``n`` over all its flat positions (flat mode).
+
+    Flat position ``f`` is plane offset ``b0 + f``: virtual row ``f // rl``
+    from the image's first window's, column ``f % rl``; ``frow`` maps a
+    virtual row to its output row, or -1. Each ``MR`` rows of weights stay in
+    cache while the micro-kernel sweeps the ``fpos`` positions a panel at a
+    time into ``scr`` (``MR x NR``, the bias added), whose outputs (columns
+    under ``olast`` of an output row) are then copied to ``out`` with the
+    activation.
+    """
+    nr = 2 * (VECTOR_BYTES // out.itemsize)
+    for co in range(r0, r1, MR):
+        nrow = min(MR, r1 - co)
+        for f0 in range(0, fpos, nr):
+            ncol = min(nr, fpos - f0)
+            b = src[b0 + f0:]
+            if 2 * ncol > nr:
+                tap_block2(w, co * kk, kk, b, koff, kk, bias[co:], scr, 0, nr, nrow, ncol)
+            else:
+                tap_block1(w, co * kk, kk, b, koff, kk, bias[co:], scr, 0, nr, nrow, ncol)
+            f = f0
+            while f < f0 + ncol:  # the row segments of the panel
+                vr = f // rl
+                j = f - vr * rl
+                seg = min(rl - j, f0 + ncol - f)
+                r = frow[vr]
+                if r >= 0 and j < olast:
+                    cnt = min(seg, olast - j)
+                    for q in range(nrow):
+                        dst = out[n, co + q, r * olast + j:r * olast + j + cnt]
+                        row = scr[q * nr + f - f0:q * nr + f - f0 + cnt]
+                        if act != 0:
+                            activate_run(row, act)
+                        dst[:] = row
+                f += seg
+
+
 @njit(**PARALLEL)
-def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, act, zero,
+def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, flat, act, zero,
                   workers):
     """``out[n, co, p] = act(bias[co] + sum_(c, t) w[co, c*T + t] * x_virtual[n, c, p, t])``.
 
@@ -186,7 +245,10 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, a
     images have their planes built at a time; then a job is one image, one group,
     one output row (all axes but the last) and a run of up to ``_RUN`` panels
     of ``NR`` outputs along the last axis, swept block of output channels by
-    block.
+    block. With ``flat`` (at stride 1, not in 1-D), a job is one image, one
+    group and ``flat`` blocks of output channels, over all the image's
+    positions (:func:`flat_job`): for many channels and few positions, where
+    the row jobs would each read all the weights.
     """
     nimg, nc, _ = x.shape
     cout = out.shape[1]
@@ -212,6 +274,14 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, a
     nw = max(min(workers, nimg * groups * norow * nrun), 1)
     scratch = np.empty((max(workers, 1), padded(rl)), dtype=x.dtype)  # one per builder
     segs = worker_rows(nw if seg1 else 1, cg * plen + nr if seg1 else 1, x, True)
+    # flat mode: virtual row -> output row, the flat positions, the workers' panels
+    nvrow = (plen // rl) if flat > 0 else 0
+    frow = np.full(max(nvrow, 1), -1, dtype=np.int64)
+    vr0 = orows[0] // vl
+    for r in range(norow if flat > 0 else 0):
+        frow[orows[r] // vl - vr0] = r
+    fpos = (orows[norow - 1] // vl - vr0) * rl + olast
+    fscr = worker_rows(max(workers, 1) if flat > 0 else 1, MR * nr, x, False)
     for n0 in range(0, nimg, chunk):
         nb = min(chunk, nimg - n0)
         nbuild = 0 if seg1 else nb * nc
@@ -220,6 +290,21 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, a
             for q in range(wk * nbuild // nwb, (wk + 1) * nbuild // nwb):
                 phase_rows(x[n0 + q // nc, q % nc], geom, maps, vrows, s, vls,
                            planes[q * plen:(q + 1) * plen], scratch[wk], zero)
+        if flat > 0:
+            nblk = (m + MR - 1) // MR
+            ncog = (nblk + flat - 1) // flat  # jobs per image and group
+            njobs = nb * groups * ncog
+            nwf = max(min(workers, njobs), 1)
+            for wk in prange(nwf):
+                for job in range(wk * njobs // nwf, (wk + 1) * njobs // nwf):
+                    g = (job // ncog) % groups
+                    nn = job // (ncog * groups)
+                    r0 = g * m + (job % ncog) * flat * MR
+                    r1 = min(g * m + m, r0 + flat * MR)
+                    flat_job(w, bias, out, n0 + nn, r0, r1, kk, planes,
+                             (nn * nc + g * cg) * plen + (orows[0] // vl) * rl, koff, fpos, frow,
+                             rl, olast, fscr[wk], act)
+            continue
         njobs = nb * groups * norow * nrun
         for wk in prange(nw):
             for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):

@@ -67,7 +67,7 @@ from ._microkernel import (
     tap_block2,
     transpose_block,
 )
-from ._winograd import kron_panels, point_products
+from ._winograd import point_products, transformed_panels
 
 #: bytes of a job's transformed inputs and products together (they stay in L2; 384 KB
 #: made 16-tile jobs of 512 channels, 15% slower)
@@ -159,14 +159,9 @@ def transformed_weights(w: np.ndarray) -> np.ndarray:
     ``w`` is ``(C_out, C_in, 3)`` in any strides; the products are formed in
     float64 and rounded once to ``w``'s dtype.
     """
-    cout, cin = w.shape[:2]
     vl = lanes(w.dtype)
-    nr = vl if cout <= vl else 2 * vl
-    npan = -(-cout // nr)
-    wt = np.ascontiguousarray(w.transpose(2, 1, 0), dtype=np.float64)
-    up = np.zeros((6 * npan, cin, nr), np.float64)
-    kron_panels(_G, wt, up)
-    return up.astype(w.dtype)
+    nr = vl if w.shape[0] <= vl else 2 * vl
+    return transformed_panels(_G, w, nr).astype(w.dtype)
 
 
 def transformed_rows(w: np.ndarray) -> np.ndarray:

@@ -236,6 +236,8 @@ def cases(quick: bool = False) -> list[Case]:
                                          padding=1),
         "conv2d 3x3 batch 1": lambda: _conv_case("conv2d 3x3 batch 1", (1, 64, 56, 56),
                                                  (64, 64, 3, 3), torch, padding=1),
+        "conv2d 3x3 late layer": lambda: _conv_case("conv2d 3x3 late layer", (1, 512, 7, 7),
+                                                    (512, 512, 3, 3), torch, padding=1),
         "conv2d 7x7 s2": lambda: _conv_case("conv2d 7x7 s2", (8, 3, 224, 224), (64, 3, 7, 7),
                                             torch, stride=2, padding=3),
         "pointwise": lambda: _conv_case("pointwise", (8, 256, 14, 14), (512, 256, 1, 1), torch),

@@ -177,10 +177,14 @@ def run_window(
     if dw is None and _winograd1d.usable(tab, groups, cin, cout):  # 1-D, 3 taps, F(4, 3)
         _winograd1d.winograd1d(x3, wc.reshape(cout, cin, 3), b, out3, tab, act, workers)
         return out.astype(rdt, copy=False)
-    if dw is None and _implicit.usable(tab, groups, cin, cout):  # few channels, or 1-D
+    wino = dw is None and _winograd.usable(tab, groups, cin, cout)
+    few_tiles = wino and not _winograd.pays_off(
+        tab, nimg, cdt.itemsize, _implicit.flat_blocks(tab, nimg, groups, wc, workers) > 0)
+    if dw is None and (few_tiles or _implicit.usable(tab, groups, cin, cout)):  # few channels,
+        # 1-D, or a batch with too few Winograd tiles for its weight transform
         _implicit.implicit(x3, wc.reshape(cout, -1), b, out3, groups, tab, act, workers)
         return out.astype(rdt, copy=False)
-    if dw is None and _winograd.usable(tab, groups, cin, cout):
+    if wino:
         _winograd.winograd(x3, wc.reshape((cout, cin) + tuple(tab.geom[G_K])), b, out3, tab, act,
                            workers)
         return out.astype(rdt, copy=False)

@@ -8,6 +8,7 @@ gather.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -211,11 +212,22 @@ def _run(xb: np.ndarray, ob: np.ndarray, weight: np.ndarray, bias: np.ndarray | 
     return out.astype(rdt, copy=False)
 
 
+@functools.lru_cache(maxsize=64)
 def deform_geometry(win: Window, cdt: np.dtype) -> tuple[np.ndarray, ...]:
     """The deformable kernels' window arguments ``(geom, maps, outlen, size, instr, ostart,
     tapk)``: the identity window's tables (channels-last planes), the output and input
     sizes, the flat input strides, per axis the window start of each output, and each
-    tap's offset in the window."""
+    tap's offset in the window.
+
+    Cached, read-only: building them took 26 us of a 1.5 ms deform_conv2d (NOTES 74).
+    """
+    geo = _geometry_arrays(win, cdt)
+    for a in geo:
+        a.flags.writeable = False
+    return geo
+
+
+def _geometry_arrays(win: Window, cdt: np.dtype) -> tuple[np.ndarray, ...]:
     d = len(win.kernel)
     tab = kernel_tables(conv_window(win.in_shape, (1,) * d, 1, 0, 1))
     ostart = np.zeros((d, max(win.out_shape)), dtype=cdt)

@@ -17,7 +17,7 @@ from checks import assert_close
 from reference import conv_ref
 
 import numbaconv
-from numbaconv import _implicit, _microkernel
+from numbaconv import _implicit, _microkernel, _winograd
 from numbaconv._geometry import conv_window, kernel_tables
 
 MODES = ["zeros", "reflect", "replicate", "circular", "symmetric"]
@@ -101,9 +101,10 @@ def test_panel_widths(rng, calls, dtype):
     assert calls[0] == 2 * nr + 2 - 16
 
 
-def test_other_windows_take_other_paths(rng, calls):
-    """Many channels (the tile GEMM or Winograd), 16 at a stride, few taps, few outputs or
-    output channels."""
+def test_other_windows_take_other_paths(rng, calls, monkeypatch):
+    """Many channels (the tile GEMM or Winograd, here with every batch taken as enough
+    tiles), 16 at a stride, few taps, few outputs or output channels."""
+    monkeypatch.setattr(_winograd, "_MIN_TILES", 0)
     for xs, ws, st in [((1, 24, 8, 20), (16, 24, 3, 3), 1), ((1, 16, 8, 70), (16, 16, 3, 3), 2),
                        ((1, 16, 70), (16, 16, 3), 2),
                        ((1, 4, 8, 20), (16, 4, 1, 3), 1), ((1, 3, 8, 12), (16, 3, 3, 3), 1),
@@ -142,3 +143,60 @@ def test_phase_plane_and_offsets(rng, mode):
                 want = xp[c, oy * stride[0] + ty * dil[0],
                           tx * dil[1]::stride[1]][:win.out_shape[1]]
                 np.testing.assert_array_equal(got, want)
+
+
+@pytest.fixture
+def flat(monkeypatch):
+    """Flat mode for any weights: a list of the blocks per job that each call chose."""
+    monkeypatch.setattr(_implicit, "_FLAT_WEIGHT_BYTES", 0)
+    chosen = []
+    run = _implicit.flat_blocks
+
+    def spy(*args):
+        chosen.append(run(*args))
+        return chosen[-1]
+
+    monkeypatch.setattr(_implicit, "flat_blocks", spy)
+    return chosen
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("d", [2, 3])
+def test_flat_mode_matches_reference(rng, calls, flat, d, mode, dtype):
+    """Flat mode: panels across output rows (and planes of rows past a 3-D slab's), groups,
+    19 output channels a group (a block cut short), dilation, bias and activation."""
+    shape = {2: (5, 19), 3: (3, 4, 18)}[d]
+    kernel = {2: (3, 3), 3: (2, 3, 3)}[d]
+    dilation = (2, 1, 1)[-d:] if mode == "zeros" else 1
+    x = rng.standard_normal((2, 6) + shape).astype(dtype)
+    w = rng.standard_normal((38, 3) + kernel).astype(dtype)
+    b = rng.standard_normal(38).astype(dtype)
+    kw = dict(padding=1, dilation=dilation, groups=2, padding_mode=mode, activation="gelu")
+    y = numbaconv.conv(x, w, b, **kw)
+    assert calls[0] == 1 and flat[-1] > 0
+    assert_close(y, conv_ref(x, w, b, **kw), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_flat_mode_many_channels_few_positions(rng, calls, flat, monkeypatch, dtype):
+    """The late layers of a CNN: too few Winograd tiles, so the implicit GEMM in flat mode,
+    images a chunk at a time; the row jobs give the same result."""
+    monkeypatch.setattr(_implicit, "_PLANE_BYTES", 1)
+    x = rng.standard_normal((3, 40, 6, 7)).astype(dtype)
+    w = rng.standard_normal((20, 40, 3, 3)).astype(dtype)
+    b = rng.standard_normal(20).astype(dtype)
+    kw = dict(padding=1, padding_mode="replicate", activation="relu")
+    y = numbaconv.conv(x, w, b, **kw)
+    assert calls[0] == 1 and flat[-1] > 0
+    assert_close(y, conv_ref(x, w, b, **kw), dtype)
+    monkeypatch.setattr(_implicit, "_FLAT_WEIGHT_BYTES", 10**12)
+    assert_close(numbaconv.conv(x, w, b, **kw), y, dtype)
+    assert calls[0] == 2 and flat[-1] == 0
+
+
+def test_flat_mode_only_at_stride_1_beyond_1d(rng, calls, flat):
+    x = rng.standard_normal((1, 6, 5, 40)).astype(np.float32)
+    numbaconv.conv(x, rng.standard_normal((16, 6, 3, 3)).astype(np.float32), stride=(1, 2))
+    numbaconv.conv(x[:, :, 0], rng.standard_normal((16, 6, 7)).astype(np.float32))
+    assert calls[0] == 2 and flat == [0, 0]
