@@ -130,13 +130,16 @@ def flat_blocks(tab: Tables, nimg: int, groups: int, w2: np.ndarray, workers: in
     """Blocks of ``MR`` output channels per job in flat mode, or 0 for the row jobs.
 
     Flat mode is taken at stride 1 beyond 1-D when a group's weights ``(C_out /
-    groups, K)`` take at least ``_FLAT_WEIGHT_BYTES``: each row job would read
-    them all. The blocks are shared out to make about 4 jobs a worker.
+    groups, K)`` take at least ``_FLAT_WEIGHT_BYTES`` (each row job would read
+    them all), or when the last output axis is at most half a vector long
+    (a row's panel would be mostly empty). The blocks are shared out to make
+    about 4 jobs a worker.
     """
     geom = tab.geom
     m = w2.shape[0] // groups
+    narrow = 2 * int(geom[G_OUT, -1]) * w2.itemsize <= VECTOR_BYTES
     if (geom.shape[1] < 2 or not (geom[G_STRIDE] == 1).all()
-            or m * w2[0].nbytes < _FLAT_WEIGHT_BYTES):
+            or not (narrow or m * w2[0].nbytes >= _FLAT_WEIGHT_BYTES)):
         return 0
     nblk = -(-m // MR)
     want = -(-4 * max(workers, 1) // (nimg * groups))

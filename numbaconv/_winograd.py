@@ -35,6 +35,7 @@ The transforms (Lavin and Gray, 2016), exact in binary floating point::
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -48,8 +49,8 @@ from ._microkernel import MR, VECTOR_BYTES, lanes, panel_block1, panel_block2
 
 #: tiles per job (their transforms stay in the worker's L2)
 _TILES = 64
-#: fewer tiles per call go to the implicit GEMM (:func:`pays_off`)
-_MIN_TILES = 256
+#: calls with fewer tiles times points go to the implicit GEMM (:func:`pays_off`)
+_MIN_PRODUCTS = 4096
 
 
 
@@ -123,7 +124,8 @@ def transformed_panels(m: np.ndarray, w3: np.ndarray, nr: int) -> np.ndarray:
     are first laid out as the panels of each tap (one NumPy copy), so the
     transform is ``m`` times rows ``npan * C_in * NR`` long (:func:`kron_rows`,
     a compiled loop, not BLAS: NOTES 29); a loop over panels of the weights in
-    their own layout, with 32-long inner loops, took twice as long (NOTES 74).
+    their own layout, with 32-long inner loops, took nearly three times as
+    long (NOTES 74).
     """
     cout, cin, nk = w3.shape
     npan = -(-cout // nr)
@@ -135,20 +137,17 @@ def transformed_panels(m: np.ndarray, w3: np.ndarray, nr: int) -> np.ndarray:
     return up.reshape(m.shape[0] * npan, cin, nr)
 
 
-def pays_off(tab: Tables, nimg: int, itemsize: int, flat: bool) -> bool:
+def pays_off(tab: Tables, nimg: int) -> bool:
     """Whether the call has enough tiles for Winograd's weight transform to pay off.
 
     The transform writes ``4^d / 3^d`` times the weights, whatever the batch:
     with 512 channels it took longer than the products of a batch-1 7x7
-    image (NOTES 74). Winograd takes more than ``_MIN_TILES`` tiles in all
-    (images times tiles per image); or, unless the implicit GEMM would run in
-    ``flat`` mode, more than a quarter of that when the last output axis is
-    shorter than half a vector, where the implicit GEMM's row panels would be
-    mostly empty.
+    image (NOTES 75). Winograd takes more than ``_MIN_PRODUCTS`` tile-point
+    products a channel pair in all (images times tiles per image times
+    ``4^d``: 256 tiles in 2-D, 64 in 3-D); fewer go to the implicit GEMM.
     """
-    tiles = nimg * int(np.prod(tile_plan(tab.geom, _TILES).ntax))
-    narrow = 2 * int(tab.geom[G_OUT, -1]) * itemsize < VECTOR_BYTES
-    return tiles > _MIN_TILES or (narrow and not flat and 4 * tiles > _MIN_TILES)
+    tiles = nimg * math.prod(tile_plan(tab.geom, _TILES).ntax.tolist())
+    return tiles * 4 ** tab.geom.shape[1] > _MIN_PRODUCTS
 
 
 def usable(tab: Tables, groups: int, cin: int, cout: int) -> bool:

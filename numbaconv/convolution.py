@@ -178,8 +178,7 @@ def run_window(
         _winograd1d.winograd1d(x3, wc.reshape(cout, cin, 3), b, out3, tab, act, workers)
         return out.astype(rdt, copy=False)
     wino = dw is None and _winograd.usable(tab, groups, cin, cout)
-    few_tiles = wino and not _winograd.pays_off(
-        tab, nimg, cdt.itemsize, _implicit.flat_blocks(tab, nimg, groups, wc, workers) > 0)
+    few_tiles = wino and not _winograd.pays_off(tab, nimg)
     if dw is None and (few_tiles or _implicit.usable(tab, groups, cin, cout)):  # few channels,
         # 1-D, or a batch with too few Winograd tiles for its weight transform
         _implicit.implicit(x3, wc.reshape(cout, -1), b, out3, groups, tab, act, workers)

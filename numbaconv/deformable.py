@@ -219,7 +219,7 @@ def deform_geometry(win: Window, cdt: np.dtype) -> tuple[np.ndarray, ...]:
     sizes, the flat input strides, per axis the window start of each output, and each
     tap's offset in the window.
 
-    Cached, read-only: building them took 26 us of a 1.5 ms deform_conv2d (NOTES 74).
+    Cached, read-only: building them took 26 us of a 1.5 ms deform_conv2d (NOTES 77).
     """
     geo = _geometry_arrays(win, cdt)
     for a in geo:

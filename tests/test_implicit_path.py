@@ -104,7 +104,7 @@ def test_panel_widths(rng, calls, dtype):
 def test_other_windows_take_other_paths(rng, calls, monkeypatch):
     """Many channels (the tile GEMM or Winograd, here with every batch taken as enough
     tiles), 16 at a stride, few taps, few outputs or output channels."""
-    monkeypatch.setattr(_winograd, "_MIN_TILES", 0)
+    monkeypatch.setattr(_winograd, "_MIN_PRODUCTS", 0)
     for xs, ws, st in [((1, 24, 8, 20), (16, 24, 3, 3), 1), ((1, 16, 8, 70), (16, 16, 3, 3), 2),
                        ((1, 16, 70), (16, 16, 3), 2),
                        ((1, 4, 8, 20), (16, 4, 1, 3), 1), ((1, 3, 8, 12), (16, 3, 3, 3), 1),
@@ -183,7 +183,7 @@ def test_flat_mode_many_channels_few_positions(rng, calls, flat, monkeypatch, dt
     """The late layers of a CNN: too few Winograd tiles, so the implicit GEMM in flat mode,
     images a chunk at a time; the row jobs give the same result."""
     monkeypatch.setattr(_implicit, "_PLANE_BYTES", 1)
-    x = rng.standard_normal((3, 40, 6, 7)).astype(dtype)
+    x = rng.standard_normal((3, 40, 6, 12)).astype(dtype)
     w = rng.standard_normal((20, 40, 3, 3)).astype(dtype)
     b = rng.standard_normal(20).astype(dtype)
     kw = dict(padding=1, padding_mode="replicate", activation="relu")
@@ -200,3 +200,25 @@ def test_flat_mode_only_at_stride_1_beyond_1d(rng, calls, flat):
     numbaconv.conv(x, rng.standard_normal((16, 6, 3, 3)).astype(np.float32), stride=(1, 2))
     numbaconv.conv(x[:, :, 0], rng.standard_normal((16, 6, 7)).astype(np.float32))
     assert calls[0] == 2 and flat == [0, 0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_flat_mode_for_narrow_rows(rng, calls, dtype):
+    """Rows at most half a vector long take flat mode whatever the weights' size; longer
+    rows with small weights keep the row jobs."""
+    chosen = []
+    run = _implicit.flat_blocks
+
+    def spy(*args):
+        chosen.append(run(*args))
+        return chosen[-1]
+
+    half = 32 // np.dtype(dtype).itemsize
+    w = rng.standard_normal((16, 20, 3, 3)).astype(dtype)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_implicit, "flat_blocks", spy)
+        for n, flat_taken in [(half, True), (half + 1, False)]:
+            x = rng.standard_normal((1, 20, 5, n)).astype(dtype)
+            assert_close(numbaconv.conv(x, w, padding=1), conv_ref(x, w, padding=1), dtype)
+            assert (chosen[-1] > 0) == flat_taken, n
+    assert calls[0] == 2

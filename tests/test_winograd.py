@@ -22,7 +22,7 @@ DTYPES = [np.float32, np.float64]
 @pytest.fixture
 def calls(count_calls, monkeypatch):
     """How many times the Winograd kernel ran (every batch taken as enough tiles)."""
-    monkeypatch.setattr(_winograd, "_MIN_TILES", 0)
+    monkeypatch.setattr(_winograd, "_MIN_PRODUCTS", 0)
     return count_calls(_winograd, "winograd")
 
 
@@ -170,23 +170,21 @@ def test_axis_tiles_write_each_output_once(n_out, dil):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_few_tiles_take_the_implicit_gemm(rng, count_calls, dtype):
-    """Up to ``_MIN_TILES`` tiles a call (a quarter of it for outputs under half a vector
-    wide) go to the implicit GEMM, whose weights need no transform; more take Winograd."""
+    """Calls of at most 4096 tile-point products a channel pair (256 tiles in 2-D, 64 in 3-D)
+    go to the implicit GEMM, whose weights need no transform; more take Winograd."""
     wino = count_calls(_winograd, "winograd")
     implicit = count_calls(_implicit, "implicit")
-    w = rng.standard_normal((24, 20, 3, 3)).astype(dtype)
-    b = rng.standard_normal(24).astype(dtype)
-    lanes = 64 // np.dtype(dtype).itemsize
-    narrow = lanes // 2 - 1  # the widest output under half a vector: (narrow + 1) // 2 tiles
-    rows = 64 // ((narrow + 1) // 2)  # 32 narrow tiles an image
-    # (images, output rows, output columns) and whether Winograd takes them
+    # (images, spatial shape) and whether Winograd takes them
     cases = [((1, 32, 32), False), ((2, 32, 32), True),  # 256 and 512 tiles
-             ((1, 3, 5), False), ((4, 12, 12), False),  # 6 and 144 tiles, 12 wide
-             ((2, rows, narrow), False), ((3, rows, narrow), True)]  # 64 and 96 narrow tiles
-    for (n, h, wd), taken in cases:
-        x = rng.standard_normal((n, 20, h, wd)).astype(dtype)
+             ((1, 3, 5), False), ((3, 16, 7), False),  # 6 and 96 tiles (narrow rows)
+             ((1, 8, 8, 8), False), ((2, 8, 7, 8), True)]  # 64 and 128 3-D tiles
+    for shape, taken in cases:
+        d = len(shape) - 1
+        x = rng.standard_normal((shape[0], 20) + shape[1:]).astype(dtype)
+        w = rng.standard_normal((24, 20) + (3,) * d).astype(dtype)
+        b = rng.standard_normal(24).astype(dtype)
         wino[0] = implicit[0] = 0
-        kw = dict(padding=1, dilation=(1, 1), padding_mode="reflect", activation="relu")
+        kw = dict(padding=1, padding_mode="reflect", activation="relu")
         y = numbaconv.conv(x, w, b, **kw)
-        assert (wino[0], implicit[0]) == ((1, 0) if taken else (0, 1)), (n, h, wd)
+        assert (wino[0], implicit[0]) == ((1, 0) if taken else (0, 1)), shape
         assert_close(y, conv_ref(x, w, b, **kw), dtype)
