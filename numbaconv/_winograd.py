@@ -53,7 +53,6 @@ _TILES = 64
 _MIN_PRODUCTS = 4096
 
 
-
 def axis_tiles(n_out: int, dil: int) -> tuple[np.ndarray, np.ndarray]:
     """Tiles of one axis of ``n_out >= 2 * dil`` outputs: ``(starts, masks)``.
 
@@ -61,7 +60,9 @@ def axis_tiles(n_out: int, dil: int) -> tuple[np.ndarray, np.ndarray]:
     says whether it writes the first or the second. Tiles start at ``2 * dil *
     b + r`` (``r < dil``); one whose second output would fall past the end
     steps back by ``dil`` and writes only its second output, which no other
-    tile covers.
+    tile covers. With ``dil > 1`` such a tile can start before the tile it
+    follows (``n_out = 11``, ``dil = 2``: starts 0, 1, 4, 5, 8, 7), so a run
+    of tiles spans its lowest to its highest start, not its first to its last.
     """
     starts, masks = [], []
     for s in range(n_out):
@@ -360,13 +361,13 @@ def output_last(y, r0, rs, oc, o0, st, mk, j0, nj, nfull, dl, b, act):
                 off += dl
     if act != 0:
         activate_run(dst, act)
-    base = oc[o0 + st[j0]:]  # a view: the offsets below are non-negative
-    sj = st[j0:j0 + nj]
+    base = oc[o0:]  # a view, with each tile's own start (one stepped back starts before the
+    sj = st[j0:j0 + nj]  # tile it follows: ``axis_tiles``)
     mj = mk[j0:j0 + nj]
     for j in range(nfull, nj):
         bj = bb[j]
         cj = c[j]
-        s = sj[j] - sj[0]
+        s = sj[j]
         if mj[j] & 1:  # (activated through one-element runs: no scalar form to compile)
             base[s] = a[j] + bj + cj + b
             if act != 0:
@@ -453,8 +454,12 @@ def job_inputs(xn, geom, maps, vrows, st, j0, nj, ntr, rvo, vrstep, slab, v, row
     npc = (nc + pw - 1) // pw
     dl = geom[G_DIL, last]
     vl = geom[G_VLEN, last]
-    col0 = st[j0]
-    width = st[j0 + nj - 1] + 3 * dl + 1 - col0
+    col0 = st[j0]  # the job's lowest and highest tile starts: a tile stepped back at the
+    hi = st[j0]  # axis's end starts before the one it follows (``axis_tiles``)
+    for j in range(1, nj):
+        col0 = min(col0, st[j0 + j])
+        hi = max(hi, st[j0 + j])
+    width = hi + 3 * dl + 1 - col0
     rl = width * nc
     for i in range(ntr):
         slab_transform(xn, geom, maps, vrows, rvo[i] // vl, vrstep, col0, width, slab, zero)

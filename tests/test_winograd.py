@@ -188,3 +188,27 @@ def test_few_tiles_take_the_implicit_gemm(rng, count_calls, dtype):
         y = numbaconv.conv(x, w, b, **kw)
         assert (wino[0], implicit[0]) == ((1, 0) if taken else (0, 1)), shape
         assert_close(y, conv_ref(x, w, b, **kw), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("tiles", [64, 3])
+def test_stepped_back_tiles_before_the_tile_they_follow(rng, calls, monkeypatch, tiles, dtype):
+    """At dilation 2 or 3 the tile stepped back at an axis's end starts before the one it
+    follows; jobs of every length (3 tiles: some start on such a tile's predecessor) read
+    their lowest to their highest start. These read past their samples and wrote garbage."""
+    monkeypatch.setattr(_winograd, "_TILES", tiles)
+    for n, dil in [(11, 2), (7, 2), (10, 3), (17, 3)]:
+        starts, _ = _winograd.axis_tiles(n, dil)
+        assert (np.diff(starts) < 0).any()  # the case this test is about
+        x = rng.standard_normal((2, 16, 6, n)).astype(dtype)
+        w = rng.standard_normal((16, 16, 3, 3)).astype(dtype)
+        kw = dict(padding=dil, dilation=dil)
+        y = numbaconv.conv(x, w, **kw)
+        assert_close(y, conv_ref(x, w, **kw), dtype)
+        g = rng.standard_normal(y.shape).astype(dtype)
+        dw = numbaconv.conv_backward(g, x, w, input_grad=False, **kw).weight
+        assert_close(dw, conv_weight_grad_ref(x, g, (3, 3), **kw), dtype)
+    x3 = rng.standard_normal((1, 24, 5, 7, 11)).astype(dtype)  # the case that showed it
+    w3 = rng.standard_normal((16, 24, 3, 3, 3)).astype(dtype)
+    assert_close(numbaconv.conv(x3, w3, padding=2, dilation=2),
+                 conv_ref(x3, w3, padding=2, dilation=2), dtype)
