@@ -210,6 +210,8 @@ def flat_job(w, bias, out, n, r0, r1, kk, src, b0, koff, fpos, frow, rl, olast, 
     activation.
     """
     nr = 2 * (VECTOR_BYTES // out.itemsize)
+    lout = out.shape[2]
+    outf = out.reshape(out.size)
     for co in range(r0, r1, MR):
         nrow = min(MR, r1 - co)
         for f0 in range(0, fpos, nr):
@@ -228,11 +230,11 @@ def flat_job(w, bias, out, n, r0, r1, kk, src, b0, koff, fpos, frow, rl, olast, 
                 if r >= 0 and j < olast:
                     cnt = min(seg, olast - j)
                     for q in range(nrow):
-                        dst = out[n, co + q, r * olast + j:r * olast + j + cnt]
-                        row = scr[q * nr + f - f0:q * nr + f - f0 + cnt]
                         if act != 0:
-                            activate_run(row, act)
-                        dst[:] = row
+                            activate_run(scr[q * nr + f - f0:q * nr + f - f0 + cnt], act)
+                        copy_row(scr, q * nr + f - f0, outf,  # (a slice assignment cost
+                                 (n * out.shape[1] + co + q) * lout + r * olast + j, cnt)  # ~2 s
+                        # of cold compile a dtype, NOTES 82)
                 f += seg
 
 
@@ -295,23 +297,22 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, f
                 phase_rows(x[n0 + q // nc, q % nc], geom, maps, vrows, s, vls,
                            planes[q * plen:(q + 1) * plen], scratch[wk], zero)
         if flat > 0:
-            nblk = (m + MR - 1) // MR
-            ncog = (nblk + flat - 1) // flat  # jobs per image and group
+            ncog = ((m + MR - 1) // MR + flat - 1) // flat  # jobs per image and group
             njobs = nb * groups * ncog
-            nwf = max(min(workers, njobs), 1)
-            for wk in prange(nwf):
-                for job in range(wk * njobs // nwf, (wk + 1) * njobs // nwf):
+        else:
+            ncog = 1
+            njobs = nb * groups * norow * nrun
+        nwj = max(min(workers, njobs), 1)
+        for wk in prange(nwj):  # one parallel region for both modes (each costs compile time)
+            for job in range(wk * njobs // nwj, (wk + 1) * njobs // nwj):
+                if flat > 0:
                     g = (job // ncog) % groups
                     nn = job // (ncog * groups)
                     r0 = g * m + (job % ncog) * flat * MR
-                    r1 = min(g * m + m, r0 + flat * MR)
-                    flat_job(w, bias, out, n0 + nn, r0, r1, kk, planes,
-                             (nn * nc + g * cg) * plen + (orows[0] // vl) * rl, koff, fpos, frow,
-                             rl, olast, fscr[wk], act)
-            continue
-        njobs = nb * groups * norow * nrun
-        for wk in prange(nw):
-            for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
+                    flat_job(w, bias, out, n0 + nn, r0, min(g * m + m, r0 + flat * MR), kk,
+                             planes, (nn * nc + g * cg) * plen + (orows[0] // vl) * rl, koff,
+                             fpos, frow, rl, olast, fscr[wk], act)
+                    continue
                 pr = job % nrun
                 orow = (job // nrun) % norow
                 g = (job // (nrun * norow)) % groups
