@@ -146,9 +146,8 @@ def test_phase_plane_and_offsets(rng, mode):
 
 
 @pytest.fixture
-def flat(monkeypatch):
-    """Flat mode for any weights: a list of the blocks per job that each call chose."""
-    monkeypatch.setattr(_implicit, "_FLAT_WEIGHT_BYTES", 0)
+def flat_choices(monkeypatch):
+    """A list of the blocks per job in flat mode (0: the row jobs) that each call chose."""
     chosen = []
     run = _implicit.flat_blocks
 
@@ -158,6 +157,13 @@ def flat(monkeypatch):
 
     monkeypatch.setattr(_implicit, "flat_blocks", spy)
     return chosen
+
+
+@pytest.fixture
+def flat(flat_choices, monkeypatch):
+    """Flat mode for any weights: :func:`flat_choices`."""
+    monkeypatch.setattr(_implicit, "_FLAT_WEIGHT_BYTES", 0)
+    return flat_choices
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -203,22 +209,13 @@ def test_flat_mode_only_at_stride_1_beyond_1d(rng, calls, flat):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_flat_mode_for_narrow_rows(rng, calls, dtype):
+def test_flat_mode_for_narrow_rows(rng, calls, flat_choices, dtype):
     """Rows at most half a vector long take flat mode whatever the weights' size; longer
     rows with small weights keep the row jobs."""
-    chosen = []
-    run = _implicit.flat_blocks
-
-    def spy(*args):
-        chosen.append(run(*args))
-        return chosen[-1]
-
     half = 32 // np.dtype(dtype).itemsize
     w = rng.standard_normal((16, 20, 3, 3)).astype(dtype)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_implicit, "flat_blocks", spy)
-        for n, flat_taken in [(half, True), (half + 1, False)]:
-            x = rng.standard_normal((1, 20, 5, n)).astype(dtype)
-            assert_close(numbaconv.conv(x, w, padding=1), conv_ref(x, w, padding=1), dtype)
-            assert (chosen[-1] > 0) == flat_taken, n
+    for n, flat_taken in [(half, True), (half + 1, False)]:
+        x = rng.standard_normal((1, 20, 5, n)).astype(dtype)
+        assert_close(numbaconv.conv(x, w, padding=1), conv_ref(x, w, padding=1), dtype)
+        assert (flat_choices[-1] > 0) == flat_taken, n
     assert calls[0] == 2
