@@ -229,12 +229,12 @@ def flat_job(w, bias, out, n, r0, r1, kk, src, b0, koff, fpos, frow, rl, olast, 
                 r = frow[vr]
                 if r >= 0 and j < olast:
                     cnt = min(seg, olast - j)
-                    for q in range(nrow):
+                    for q in range(nrow):  # (copy_row: a slice assignment cost ~2 s of
+                        # cold compile a dtype, NOTES 82)
                         if act != 0:
                             activate_run(scr[q * nr + f - f0:q * nr + f - f0 + cnt], act)
-                        copy_row(scr, q * nr + f - f0, outf,  # (a slice assignment cost
-                                 (n * out.shape[1] + co + q) * lout + r * olast + j, cnt)  # ~2 s
-                        # of cold compile a dtype, NOTES 82)
+                        copy_row(scr, q * nr + f - f0, outf,
+                                 (n * out.shape[1] + co + q) * lout + r * olast + j, cnt)
                 f += seg
 
 
@@ -310,8 +310,8 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, f
                     nn = job // (ncog * groups)
                     r0 = g * m + (job % ncog) * flat * MR
                     flat_job(w, bias, out, n0 + nn, r0, min(g * m + m, r0 + flat * MR), kk,
-                             planes, (nn * nc + g * cg) * plen + (orows[0] // vl) * rl, koff,
-                             fpos, frow, rl, olast, fscr[wk], act)
+                             planes, (nn * nc + g * cg) * plen + vr0 * rl, koff, fpos, frow,
+                             rl, olast, fscr[wk], act)
                     continue
                 pr = job % nrun
                 orow = (job // nrun) % norow
