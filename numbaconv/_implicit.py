@@ -9,9 +9,12 @@ samples that tap ``t`` reads for a run of outputs ``j0 ... j0 + NR - 1`` of
 one output row are contiguous: ``plane[rowbase + koff[k] + j0 + j]``, with
 ``koff[(c, t)]`` the channel's plane, the tap's row, its phase and its shift.
 
-So the micro-kernel reads its panel in place (:func:`tap_block2`, rows =
-output channels straight from the weights, untransposed stores into the NCHW
-output): no im2col, no channels-last plane, no transposing epilogue. This is
+So the micro-kernel reads its panel in place (rows = output channels
+straight from the weights, untransposed stores into the NCHW output): no
+im2col, no channels-last plane, no transposing epilogue. Its panels are
+three vectors on AVX-512 (:func:`vector_block`), each placed on its own, so
+that a row's last vector and the next row's first share a block: rows of 32
+outputs fill whole blocks, not blocks of two vectors (NOTES 84). This is
 the path for windows with many taps and few input channels: a 7x7 stride-2
 stem on RGB images, where the tile GEMM's gather copies runs of a few
 samples per position, or a 3x3x3 convolution of 16 channels, where
@@ -19,7 +22,8 @@ Winograd's products (a reduction of only 16) are bound by their epilogue;
 and for the 1-D convolutions at stride 1 that :mod:`numbaconv._winograd1d`
 does not take (it is tried first). In 1-D there are no planes: each
 job builds the segment of the signal it reads (:func:`phase_segment`, in
-L2), for a run of ``_RUN_1D`` panels whose long output rows stream well.
+L2), for a run of ``_RUN_1D`` blocks of vectors, whose long output rows
+stream well.
 """
 
 from __future__ import annotations
@@ -35,18 +39,21 @@ from ._core import output_row_table, padded, virtual_plane, virtual_row_table, w
 from ._geometry import G_ID0, G_IDN, G_IDSRC, G_MAPOFF, G_OUT, G_STRIDE, G_VLEN, G_VSTR, Tables
 from ._microkernel import (
     MR,
+    TAP_VECTORS,
     VECTOR_BYTES,
     copy_row,
     lanes,
     tap_block1,
     tap_block2,
+    vector_block,
     whole_row_blocks,
 )
 
-#: the planes of the images built at a time take at most this many bytes
-_PLANE_BYTES = 8 * 1024 * 1024
-#: a job covers at most this many panels of one output row (1-D: of its segment, whose
-#: long runs of output stream better)
+#: each worker builds the planes of images taking at most this many bytes at a time (at
+#: least one image's), then runs their jobs while they are in its L2
+_WORKER_PLANE_BYTES = 1024 * 1024
+#: a job covers this many blocks of vectors (``TAP_VECTORS`` each) of an image's output rows,
+#: one after the other (1-D: of its segment, whose long runs of output stream better)
 _RUN = 4
 _RUN_1D = 16
 #: a group's weights of at least this many bytes run in flat mode (:func:`flat_blocks`)
@@ -92,12 +99,12 @@ def _offsets(gkey: bytes, gshape: tuple[int, int], vkey: bytes,
 @functools.lru_cache(maxsize=16)
 def _segment_offsets(gkey: bytes, gshape: tuple[int, int], vkey: bytes, cg: int,
                      vl: int) -> tuple[np.ndarray, int, int]:
-    """1-D: ``(koff, svls, segl)`` for a job's segment of ``_RUN_1D`` panels, stored as its
+    """1-D: ``(koff, svls, segl)`` for a job's segment of ``_RUN_1D`` blocks, stored as its
     stride phases (``svls`` samples each), the channels ``segl`` apart."""
     geom = np.frombuffer(gkey, np.int64).reshape(gshape)
     e = np.frombuffer(vkey, np.int64)  # the taps' offsets along the one axis
     s = int(geom[G_STRIDE, 0])
-    svls = _RUN_1D * 2 * vl + int(e[-1]) // s + 1
+    svls = _RUN_1D * TAP_VECTORS * vl + int(e[-1]) // s + 1
     segl = s * svls
     koff = (np.arange(cg, dtype=np.int64)[:, None] * segl
             + ((e % s) * svls + e // s)[None, :]).ravel()
@@ -120,7 +127,8 @@ def implicit(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray,
         chunk = x3.shape[0]
     else:
         koff, vls, plen = _offsets(tab.geom.tobytes(), tab.geom.shape, tab.voff.tobytes(), cg)
-        chunk = max(1, min(x3.shape[0], _PLANE_BYTES // (cin * plen * x3.itemsize)))
+        per = max(1, _WORKER_PLANE_BYTES // (cin * plen * x3.itemsize))
+        chunk = min(x3.shape[0], per * max(workers, 1))
     flat = flat_blocks(tab, x3.shape[0], groups, w2, workers)
     implicit_conv(x3, whole_row_blocks(w2, groups), bias, out3, groups, tab.geom, tab.maps, koff,
                   vls, plen, chunk, flat, act, x3.dtype.type(0), workers)
@@ -247,11 +255,13 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, f
     blocks of ``MR`` rows per group (:func:`numbaconv._microkernel.whole_row_blocks`);
     bias (C_out,); ``koff``, ``vls``, ``plen`` as :func:`_offsets` (1-D:
     :func:`_segment_offsets`); out (N, C_out, L_out) is written whole. ``chunk``
-    images have their planes built at a time; then a job is one image, one group,
-    one output row (all axes but the last) and a run of up to ``_RUN`` panels
-    of ``NR`` outputs along the last axis, swept block of output channels by
-    block. With ``flat`` (at stride 1, not in 1-D), a job is one image, one
-    group and ``flat`` blocks of output channels, over all the image's
+    images have their planes built at a time (a multiple of the workers: the jobs
+    are shared out like the planes, so each worker reads those it built); then a
+    job is one image, one group and ``_RUN`` blocks of ``TAP_VECTORS`` vectors of
+    outputs (each vector part of one output row; an image's rows one after the
+    other), swept block of output channels by block. With ``flat`` (at stride 1,
+    not in 1-D), a job is one image, one group and ``flat`` blocks of output
+    channels, over all the image's
     positions (:func:`flat_job`): for many channels and few positions, where
     the row jobs would each read all the weights, and for rows of half a
     vector or less, which would leave most of a row's panel empty.
@@ -265,19 +275,21 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, f
     last = geom.shape[1] - 1
     s = geom[G_STRIDE, last]
     olast = geom[G_OUT, last]
-    nr = 2 * (VECTOR_BYTES // x.itemsize)
-    npan = (olast + nr - 1) // nr
+    vlen = VECTOR_BYTES // x.itemsize
+    nr = TAP_VECTORS * vlen
     vrows = virtual_row_table(geom, maps)
     orows = output_row_table(geom)
     vl = geom[G_VLEN, last]
     rl = s * vls
     norow = orows.shape[0]
     seg1 = last == 0  # 1-D: segments per job (``vls``, ``plen`` their layout), no planes
-    # the planes, and one panel's reach of zeros past the last (the narrow panel reads them)
+    # the planes, and one panel's reach of zeros past the last (a row's last vector reads them)
     planes = worker_rows(1, nr if seg1 else min(chunk, nimg) * nc * plen + nr, x, True)[0]
-    run = min(npan, _RUN_1D if last == 0 else _RUN)  # panels per job
-    nrun = (npan + run - 1) // run
-    nw = max(min(workers, nimg * groups * norow * nrun), 1)
+    nvr = (olast + vlen - 1) // vlen  # vectors an output row
+    nvec = norow * nvr  # an image's, its rows one after the other
+    jv = TAP_VECTORS * (_RUN_1D if seg1 else _RUN)  # vectors a job
+    nvj = (nvec + jv - 1) // jv  # jobs an image and group
+    nw = max(min(workers, nimg * groups * nvj), 1)
     scratch = np.empty((max(workers, 1), padded(rl)), dtype=x.dtype)  # one per builder
     segs = worker_rows(nw if seg1 else 1, cg * plen + nr if seg1 else 1, x, True)
     # flat mode: virtual row -> output row, the flat positions, the workers' panels
@@ -288,6 +300,8 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, f
         frow[orows[r] // vl - vr0] = r
     fpos = (orows[norow - 1] // vl - vr0) * rl + olast
     fscr = worker_rows(max(workers, 1) if flat > 0 else 1, MR * nr, x, False)
+    vofs = np.zeros((max(workers, 1), 3, 8), dtype=np.int64)  # a block's vectors: panel and
+    # output offsets, columns
     for n0 in range(0, nimg, chunk):
         nb = min(chunk, nimg - n0)
         nbuild = 0 if seg1 else nb * nc
@@ -301,7 +315,7 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, f
             njobs = nb * groups * ncog
         else:
             ncog = 1
-            njobs = nb * groups * norow * nrun
+            njobs = nb * groups * nvj
         nwj = max(min(workers, njobs), 1)
         for wk in prange(nwj):  # one parallel region for both modes (each costs compile time)
             for job in range(wk * njobs // nwj, (wk + 1) * njobs // nwj):
@@ -313,36 +327,38 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, f
                              planes, (nn * nc + g * cg) * plen + vr0 * rl, koff, fpos, frow,
                              rl, olast, fscr[wk], act)
                     continue
-                pr = job % nrun
-                orow = (job // nrun) % norow
-                g = (job // (nrun * norow)) % groups
-                nn = job // (nrun * norow * groups)
-                j0 = pr * run * nr
-                j1 = min(olast, j0 + run * nr)
-                if seg1:
-                    phase_segment(x[n0 + nn], g * cg, cg, geom, maps, j0 * s, s, vls, segs[wk],
-                                  zero)
+                u0 = (job % nvj) * jv
+                u1 = min(nvec, u0 + jv)
+                g = (job // nvj) % groups
+                nn = job // (nvj * groups)
+                if seg1:  # one row: the job's segment of it
+                    phase_segment(x[n0 + nn], g * cg, cg, geom, maps, u0 * vlen * s, s, vls,
+                                  segs[wk], zero)
                     src = segs[wk]
-                    b0 = -j0
                 else:
                     src = planes
-                    b0 = (nn * nc + g * cg) * plen + (orows[orow] // vl) * rl
-                # row blocks outside, the run's panels inside: one block's weight rows and
-                # the run's plane rows both stay in L1
+                vo = vofs[wk]
+                # row blocks outside, the job's vectors inside (whole rows or not, a block's
+                # vectors from up to two rows): one block's weight rows and the job's plane
+                # rows both stay in L1
                 for r0 in range(0, m, MR):
                     co = g * m + r0
-                    for jp in range(j0, j1, nr):
-                        ncol = min(nr, olast - jp)
-                        b = src[b0 + jp:]
-                        o_off = ((n0 + nn) * cout + co) * lout + orow * olast + jp
-                        if 2 * ncol > nr:
-                            tap_block2(w, co * kk, kk, b, koff, kk, bias[co:], out, o_off, lout,
-                                       min(MR, m - r0), ncol)
-                        else:
-                            tap_block1(w, co * kk, kk, b, koff, kk, bias[co:], out, o_off, lout,
-                                       min(MR, m - r0), ncol)
-                ncol = j1 - j0
-                if act != 0:
-                    for co in range(g * m, (g + 1) * m):
-                        activate_run(out[n0 + nn, co, orow * olast + j0:orow * olast + j0 + ncol],
-                                     act)
+                    for ub in range(u0, u1, TAP_VECTORS):
+                        for v in range(TAP_VECTORS):
+                            u = min(ub + v, u1 - 1)  # past the job: the last vector, not stored
+                            row = u // nvr
+                            cv = (u - row * nvr) * vlen
+                            if seg1:
+                                vo[0, v] = cv - u0 * vlen
+                            else:
+                                vo[0, v] = (nn * nc + g * cg) * plen + (orows[row] // vl) * rl + cv
+                            vo[1, v] = ((n0 + nn) * cout + co) * lout + row * olast + cv
+                            vo[2, v] = min(vlen, olast - cv) if ub + v < u1 else 0
+                        vector_block(w, co * kk, kk, src, koff, kk, vo[0], bias[co:], out, vo[1],
+                                     lout, min(MR, m - r0), vo[2])
+                if act != 0:  # the job's outputs, a run of each row it touches
+                    for row in range(u0 // nvr, (u1 - 1) // nvr + 1):
+                        c0 = max(u0 - row * nvr, 0) * vlen
+                        c1 = min((u1 - row * nvr) * vlen, olast)
+                        for co in range(g * m, (g + 1) * m):
+                            activate_run(out[n0 + nn, co, row * olast + c0:row * olast + c1], act)

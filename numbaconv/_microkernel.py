@@ -43,6 +43,9 @@ def _vector_shape() -> tuple[int, int]:
 
 #: bytes per vector register, and output positions (rows of ``a``) per block
 VECTOR_BYTES, MR = _vector_shape()
+#: the widest panel of the in-place micro-kernels (:func:`tap_block3`), in vectors: with
+#: AVX-512's 32 registers, 8 x 3 accumulators (with AVX2's 16, 6 x 2)
+TAP_VECTORS = 3 if VECTOR_BYTES == 64 else 2
 
 
 def lanes(dtype: np.dtype) -> int:
@@ -304,6 +307,7 @@ row_block1 = _block_intrinsic(1, rows_out=True)
 row_block2 = _block_intrinsic(2, rows_out=True)
 tap_block1 = _taps_intrinsic(1)
 tap_block2 = _taps_intrinsic(2)
+tap_block3 = _taps_intrinsic(3)
 
 
 @intrinsic
@@ -494,3 +498,99 @@ def copy_row(typingctx, src, s_off, dst, d_off, n):
 def add_row(typingctx, src, s_off, dst, d_off, n, b):
     """``dst[d_off + j] = src[s_off + j] + b`` for ``j < n``: :func:`copy_row` plus ``b``."""
     return types.none(src, s_off, dst, d_off, n, b), _row_codegen(True)
+
+
+def _vectors_codegen(nv: int):
+    """LLVM IR of :func:`vector_block`: the in-place micro-kernel whose ``nv`` vectors each
+    have their own panel and output offsets and column count."""
+
+    def codegen(context, builder, sig, args):
+        i64 = ir.IntType(64)
+        (aty, _, _, bty, koffty, _, boffty, biasty, outty, ooffty, _, _, ncty) = sig.args
+
+        def data(i):
+            return context.make_array(sig.args[i])(context, builder, args[i]).data
+
+        off_v, ld_v, kk_v, ldo_v, nrow_v = (
+            context.cast(builder, args[i], sig.args[i], types.int64) for i in (1, 2, 5, 10, 11))
+        fty = context.get_value_type(aty.dtype)
+        size = context.get_abi_sizeof(fty)
+        vl = VECTOR_BYTES // size
+        vty = ir.VectorType(fty, vl)
+        vptr = vty.as_pointer()
+        ap = builder.gep(data(0), [off_v])
+        bp, koffp, boffp, biasp, outp, ooffp, ncp = (data(i) for i in (3, 4, 6, 7, 8, 9, 12))
+        suffix = ("v%df32" if size == 4 else "v%df64") % vl
+        fmuladd = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vty, [vty] * 3), "llvm.fmuladd." + suffix)
+        zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * vl)
+        rows = [builder.gep(ap, [builder.mul(ld_v, ir.Constant(i64, i))]) for i in range(MR)]
+        vec = [ir.Constant(i64, v) for v in range(nv)]
+        bases = [builder.gep(bp, [builder.load(builder.gep(boffp, [vec[v]]))]) for v in range(nv)]
+
+        entry = builder.basic_block
+        loop = builder.append_basic_block("vectors.loop")
+        done = builder.append_basic_block("vectors.done")
+        builder.cbranch(builder.icmp_signed(">", kk_v, ir.Constant(i64, 0)), loop, done)
+        builder.position_at_end(loop)
+        k = builder.phi(i64)
+        acc = [[builder.phi(vty) for _ in range(nv)] for _ in range(MR)]
+        kof = builder.load(builder.gep(koffp, [k]))
+        bv = [builder.load(builder.bitcast(builder.gep(bases[v], [kof]), vptr), align=size)
+              for v in range(nv)]
+        new = []
+        for i in range(MR):
+            s = _splat(builder, builder.load(builder.gep(rows[i], [k])), vty)
+            new.append([builder.call(fmuladd, [s, bv[v], acc[i][v]]) for v in range(nv)])
+        k1 = builder.add(k, ir.Constant(i64, 1))
+        k.add_incoming(ir.Constant(i64, 0), entry)
+        k.add_incoming(k1, loop)
+        for i in range(MR):
+            for v in range(nv):
+                acc[i][v].add_incoming(zero, entry)
+                acc[i][v].add_incoming(new[i][v], loop)
+        builder.cbranch(builder.icmp_signed("<", k1, kk_v), loop, done)
+
+        builder.position_at_end(done)
+        res = [[builder.phi(vty) for _ in range(nv)] for _ in range(MR)]
+        for i in range(MR):
+            for v in range(nv):
+                res[i][v].add_incoming(zero, entry)
+                res[i][v].add_incoming(new[i][v], loop)
+        store = _masked_store(builder, vl, fty, suffix)
+        align = ir.Constant(ir.IntType(32), size)
+        lanes_v = ir.Constant(ir.VectorType(i64, vl), list(range(vl)))
+        no_cols = ir.Constant(ir.VectorType(ir.IntType(1), vl), [0] * vl)
+        col_ok = [builder.icmp_signed("<", lanes_v, _splat(
+            builder, builder.load(builder.gep(ncp, [vec[v]])), ir.VectorType(i64, vl)))
+            for v in range(nv)]
+        outs = [builder.gep(outp, [builder.load(builder.gep(ooffp, [vec[v]]))]) for v in range(nv)]
+        for i in range(MR):
+            row_in = builder.icmp_signed("<", ir.Constant(i64, i), nrow_v)
+            b = builder.load(builder.gep(biasp, [builder.select(row_in, ir.Constant(i64, i),
+                                                                ir.Constant(i64, 0))]))
+            bvec = _splat(builder, b, vty)
+            for v in range(nv):
+                dst = builder.gep(outs[v], [builder.mul(ldo_v, ir.Constant(i64, i))])
+                builder.call(store, [builder.fadd(res[i][v], bvec),
+                                     builder.bitcast(dst, vty.as_pointer()), align,
+                                     builder.select(row_in, col_ok[v], no_cols)])
+        return context.get_dummy_value()
+
+    return codegen
+
+
+@intrinsic
+def vector_block(typingctx, a, a_off, lda, b, koff, kk, boff, bias, out, ooff, ldo, nrow, ncols):
+    """``out[ooff[v] + i*ldo + j] = bias[i] + sum_k a[a_off + i*lda + k] * b[bv + koff[k] + j]``.
+
+    With ``bv = boff[v]``: the in-place micro-kernel of :data:`TAP_VECTORS`
+    vectors (:func:`tap_block3` on AVX-512) with each vector ``v`` placed on
+    its own: its panel from ``b[boff[v]:]``, its sums to ``out[ooff[v]:]``,
+    for ``j < ncols[v] <= lanes`` and ``i < nrow <= MR``, so that one block
+    can hold pieces of several rows of outputs (a vector with ``ncols[v] =
+    0`` stores nothing; its loads still read ``b[boff[v] + koff[k]:]``).
+    ``boff``, ``ooff``, ``ncols``: int64, at least :data:`TAP_VECTORS` each.
+    """
+    sig = types.none(a, a_off, lda, b, koff, kk, boff, bias, out, ooff, ldo, nrow, ncols)
+    return sig, _vectors_codegen(TAP_VECTORS)

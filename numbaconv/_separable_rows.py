@@ -9,9 +9,9 @@ band of output rows (a few hundred positions):
    ``(C_dw, band)`` buffer (rows 64-byte aligned), which stays in L2;
 2. the pointwise product, one panel of ``NR`` positions at a time, every
    block of ``MR`` output channels on it: the micro-kernel reads the panel
-   from the buffer in place (:func:`numbaconv._microkernel.tap_block2`, step
-   ``k`` from channel ``k``'s row) and stores its sums straight into the
-   NCHW output, plus the bias, then the activation.
+   from the buffer in place (:func:`numbaconv._microkernel.tap_block3`, three
+   vectors on AVX-512, step ``k`` from channel ``k``'s row) and stores its
+   sums straight into the NCHW output, plus the bias, then the activation.
 
 The depthwise result never goes to memory: the two passes it replaces wrote
 it whole and read it back, and packing the buffer into panels cost as much
@@ -28,7 +28,16 @@ from ._config import PARALLEL
 from ._core import worker_rows
 from ._direct_rows import add_channel, row_plan
 from ._geometry import G_K, G_OUT, Tables
-from ._microkernel import MR, VECTOR_BYTES, copy_row, tap_block1, tap_block2, whole_row_blocks
+from ._microkernel import (
+    MR,
+    TAP_VECTORS,
+    VECTOR_BYTES,
+    copy_row,
+    tap_block1,
+    tap_block2,
+    tap_block3,
+    whole_row_blocks,
+)
 
 #: a band holds about this many output positions (whole rows)
 _BAND = 256
@@ -88,7 +97,8 @@ def separable_rows(x, dw, w, bias, out, mult, geom, maps, band, act, zero, worke
     kl = geom[G_K, last]
     copies, offs, chunks, masks, head, plane_len = row_plan(geom, maps, band)
     nchunk = chunks.shape[0]
-    nr = 2 * (VECTOR_BYTES // x.itemsize)
+    vlen = VECTOR_BYTES // x.itemsize
+    nr = TAP_VECTORS * vlen
     # the buffer's rows: the longest band's positions, to whole cache lines
     ldm = (masks.shape[1] * x.itemsize + 63) // 64 * 64 // x.itemsize
     koff = np.empty(cdw, dtype=np.int64)  # (a loop: an array expression would be compiled
@@ -135,7 +145,10 @@ def separable_rows(x, dw, w, bias, out, mult, geom, maps, band, act, zero, worke
                 for r0 in range(0, cout, MR):
                     nrow = min(MR, cout - r0)
                     o_off = (n * cout + r0) * lout + p0 + q0
-                    if 2 * ncol > nr:
+                    if ncol > 2 * vlen:
+                        tap_block3(w, r0 * cdw, cdw, panel, koff, cdw, bias[r0:], out, o_off,
+                                   lout, nrow, ncol)
+                    elif ncol > vlen:
                         tap_block2(w, r0 * cdw, cdw, panel, koff, cdw, bias[r0:], out, o_off,
                                    lout, nrow, ncol)
                     else:  # a narrow last panel of one vector

@@ -54,8 +54,9 @@ def test_matches_reference(rng, calls, d, mode, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_stem_shape_and_image_chunks(rng, calls, monkeypatch, dtype):
-    """A 7x7 stride-2 stem on RGB (the bench's shape, smaller), one image's planes at a time."""
-    monkeypatch.setattr(_implicit, "_PLANE_BYTES", 1)
+    """A 7x7 stride-2 stem on RGB (the bench's shape, smaller), one image's planes per worker
+    at a time (three images: with two workers, chunks of two and one)."""
+    monkeypatch.setattr(_implicit, "_WORKER_PLANE_BYTES", 1)
     x = rng.standard_normal((3, 3, 40, 37)).astype(dtype)
     w = rng.standard_normal((24, 3, 7, 7)).astype(dtype)
     y = numbaconv.conv(x, w, stride=2, padding=3)
@@ -69,7 +70,7 @@ def test_stem_shape_and_image_chunks(rng, calls, monkeypatch, dtype):
 def test_1d_segments_at_stride_1(rng, calls, mode, dtype):
     """1-D at stride 1, many channels: per-job segments (two runs of panels and a short one),
     the padding through the map on both sides of the copied run."""
-    nr = 2 * _microkernel.lanes(dtype)
+    nr = _microkernel.TAP_VECTORS * _microkernel.lanes(dtype)
     n = 2 * _implicit._RUN_1D * nr + 37
     x = rng.standard_normal((2, 40, n)).astype(dtype)
     w = rng.standard_normal((24, 40, 3)).astype(dtype)
@@ -92,8 +93,9 @@ def test_fewer_jobs_than_plane_builds(rng, calls):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_panel_widths(rng, calls, dtype):
-    """Every length of the last axis from the path's minimum (16) to two panels and more."""
-    nr = 2 * _microkernel.lanes(dtype)
+    """Every length of the last axis from the path's minimum (16) to two panels and more: last
+    panels of one, two and three vectors, whole and not."""
+    nr = _microkernel.TAP_VECTORS * _microkernel.lanes(dtype)
     w = rng.standard_normal((16, 2, 3, 3)).astype(dtype)
     for n in range(16, 2 * nr + 2):
         x = rng.standard_normal((1, 2, 3, n + 2)).astype(dtype)
@@ -188,7 +190,7 @@ def test_flat_mode_matches_reference(rng, calls, flat, d, mode, dtype):
 def test_flat_mode_many_channels_few_positions(rng, calls, flat, monkeypatch, dtype):
     """The late layers of a CNN: too few Winograd tiles, so the implicit GEMM in flat mode,
     images a chunk at a time; the row jobs give the same result."""
-    monkeypatch.setattr(_implicit, "_PLANE_BYTES", 1)
+    monkeypatch.setattr(_implicit, "_WORKER_PLANE_BYTES", 1)
     x = rng.standard_normal((3, 40, 6, 12)).astype(dtype)
     w = rng.standard_normal((20, 40, 3, 3)).astype(dtype)
     b = rng.standard_normal(20).astype(dtype)

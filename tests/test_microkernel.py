@@ -81,19 +81,22 @@ def test_row_block_writes_exactly_the_valid_rows_and_columns(rng, dtype, wide):
 
 
 @njit(cache=False)
-def _taps(wide, a, a_off, lda, b, koff, kk, bias, out, o_off, ldo, nrow, ncol):
-    if wide:
+def _taps(nv, a, a_off, lda, b, koff, kk, bias, out, o_off, ldo, nrow, ncol):
+    if nv == 3:
+        mk.tap_block3(a, a_off, lda, b, koff, kk, bias, out, o_off, ldo, nrow, ncol)
+    elif nv == 2:
         mk.tap_block2(a, a_off, lda, b, koff, kk, bias, out, o_off, ldo, nrow, ncol)
     else:
         mk.tap_block1(a, a_off, lda, b, koff, kk, bias, out, o_off, ldo, nrow, ncol)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("wide", [False, True])
-def test_tap_block_reads_its_panel_through_the_offsets(rng, dtype, wide):
-    """Step ``k`` reads ``b[koff[k]:koff[k] + NR]`` (any offsets, repeats, any order)."""
+@pytest.mark.parametrize("nv", [1, 2, 3])
+def test_tap_block_reads_its_panel_through_the_offsets(rng, dtype, nv):
+    """Step ``k`` reads ``b[koff[k]:koff[k] + NR]`` (any offsets, repeats, any order), for
+    panels of one, two and three vectors."""
     vl = mk.lanes(dtype)
-    nr = (2 if wide else 1) * vl
+    nr = nv * vl
     kk, lda, ldo, a_off, o_off = 13, 17, nr + 5, 3, 5
     a = rng.standard_normal(a_off + mk.MR * lda).astype(dtype)
     b = rng.standard_normal(200 + nr).astype(dtype)
@@ -101,12 +104,49 @@ def test_tap_block_reads_its_panel_through_the_offsets(rng, dtype, wide):
     koff[1] = koff[0]  # the same row twice
     panel = np.stack([b[o:o + nr] for o in koff]).astype(np.float64)  # (kk, NR)
     rows = a[a_off:].reshape(mk.MR, lda)[:, :kk].astype(np.float64)
-    for nrow, ncol in [(mk.MR, nr), (1, 1), (mk.MR - 1, nr - 3), (3, vl + 1), (0, nr)]:
+    for nrow, ncol in [(mk.MR, nr), (1, 1), (mk.MR - 1, nr - 3), (3, vl + 1), (0, nr),
+                       (2, nr - vl + 1)]:
         bias = rng.standard_normal(nrow).astype(dtype)
         full = rows[:nrow] @ panel + bias[:, None]
         out = np.full(o_off + mk.MR * ldo, np.nan, dtype)
-        _taps(wide, a, a_off, lda, b, koff, kk, bias, out, o_off, ldo, nrow, ncol)
+        _taps(nv, a, a_off, lda, b, koff, kk, bias, out, o_off, ldo, nrow, ncol)
         _assert_rows_written(out, o_off, ldo, nrow, min(ncol, nr), full, dtype)
+
+
+@njit(cache=False)
+def _vectors(a, a_off, lda, b, koff, kk, boff, bias, out, ooff, ldo, nrow, ncols):
+    mk.vector_block(a, a_off, lda, b, koff, kk, boff, bias, out, ooff, ldo, nrow, ncols)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_vector_block_places_each_vector_on_its_own(rng, dtype):
+    """Vector ``v`` reads ``b[boff[v] + koff[k]:][:lanes]`` and writes ``ncols[v]`` columns of
+    each row from ``out[ooff[v] + i*ldo]``: any order, overlapping panels, columns cut short or
+    none at all; nothing else is written."""
+    vl, nv = mk.lanes(dtype), mk.TAP_VECTORS
+    kk, lda, ldo, a_off = 11, 14, 5 * vl, 2
+    a = rng.standard_normal(a_off + mk.MR * lda).astype(dtype)
+    b = rng.standard_normal(300 + vl).astype(dtype)
+    koff = rng.integers(0, 100, kk).astype(np.int64)
+    rows = a[a_off:].reshape(mk.MR, lda)[:, :kk].astype(np.float64)
+    for nrow, boff, ooff, ncols in [
+        (mk.MR, [150, 7, 60], [2 * vl, 0, 4 * vl + 3], [vl, vl - 5, 1]),
+        (3, [0, 1, 2], [vl + 1, 3 * vl, 1], [2, 0, vl]),
+        (mk.MR - 1, [199, 199, 33], [0, vl, 2 * vl], [0, vl, 0]),
+    ]:
+        boff, ooff, ncols = (np.array(q[:nv] + [0] * (3 - nv), np.int64)
+                             for q in (boff, ooff, ncols))
+        bias = rng.standard_normal(nrow).astype(dtype)
+        out = np.full(ooff.max() + mk.MR * ldo, np.nan, dtype)
+        _vectors(a, a_off, lda, b, koff, kk, boff, bias, out, ooff, ldo, nrow, ncols)
+        written = np.zeros(out.shape, bool)
+        for v in range(nv):
+            panel = np.stack([b[boff[v] + o:boff[v] + o + vl] for o in koff]).astype(np.float64)
+            full = rows[:nrow] @ panel + bias[:, None]
+            got = out[ooff[v]:ooff[v] + mk.MR * ldo].reshape(mk.MR, ldo)
+            assert_close(got[:nrow, :ncols[v]], full[:, :ncols[v]], dtype)
+            written[ooff[v]:ooff[v] + mk.MR * ldo].reshape(mk.MR, ldo)[:nrow, :ncols[v]] = True
+        assert np.isnan(out[~written]).all(), (nrow, ncols)
 
 
 @njit(cache=False)
