@@ -284,18 +284,29 @@ _AVX2 = ("+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+f16c,+fma,+fxsr,+lzcnt,+mmx,
 
 
 def test_avx2_build_in_a_fresh_process(tmp_path):
-    """Compiled for an AVX2 CPU (256-bit vectors, 6-row blocks), the panel path is still exact.
+    """Compiled for an AVX2 CPU (256-bit vectors, 6-row blocks), the panel paths are still exact.
 
-    The last case takes the Winograd path and the 8 x 8 block transposes.
+    The first two cases take the tile GEMM, the third Winograd (enough tiles) and its 8 x 8
+    block transposes, the last the implicit GEMM (too few tiles), with blocks of two vectors
+    that span rows (33 outputs a row: 5 vectors).
     """
     code = (
         "import json, numpy as np, numbaconv\n"
-        "from numbaconv import _microkernel as mk\n"
+        "from numbaconv import _implicit, _microkernel as mk, _winograd\n"
         "from numpy.lib.stride_tricks import sliding_window_view as view\n"
         "rng = np.random.default_rng(0)\n"
-        "err = []\n"
-        "for dt, cin, cout in ((np.float32, 5, 40), (np.float64, 5, 20), (np.float32, 16, 24)):\n"
-        "    x = rng.standard_normal((2, cin, 7, 9)).astype(dt)\n"
+        "err, paths = [], []\n"
+        "def spy(mod, name):\n"
+        "    f = getattr(mod, name)\n"
+        "    def g(*a):\n"
+        "        paths[-1] = name\n"
+        "        return f(*a)\n"
+        "    setattr(mod, name, g)\n"
+        "spy(_winograd, 'winograd'); spy(_implicit, 'implicit')\n"
+        "for dt, cin, cout, h, wd in ((np.float32, 5, 40, 7, 9), (np.float64, 5, 20, 7, 9),\n"
+        "                            (np.float32, 24, 24, 24, 24), (np.float32, 16, 24, 7, 33)):\n"
+        "    paths.append('gemm')\n"
+        "    x = rng.standard_normal((2, cin, h, wd)).astype(dt)\n"
         "    w = rng.standard_normal((cout, cin, 3, 3)).astype(dt)\n"
         "    b = rng.standard_normal(cout).astype(dt)\n"
         "    got = numbaconv.conv2d(x, w, b, padding=1)\n"
@@ -303,12 +314,13 @@ def test_avx2_build_in_a_fresh_process(tmp_path):
         "    win = view(xp, (3, 3), axis=(2, 3))\n"
         "    want = np.einsum('ncijkl,ockl->noij', win, w) + b[:, None, None]\n"
         "    err.append(float(np.abs(got - want).max() / np.abs(want).max()))\n"
-        "print(json.dumps([mk.VECTOR_BYTES, mk.MR, err]))\n"
+        "print(json.dumps([mk.VECTOR_BYTES, mk.MR, err, paths]))\n"
     )
     env = dict(os.environ, NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES=_AVX2,
                NUMBA_CACHE_DIR=str(tmp_path))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          check=True)
-    vector_bytes, mr, err = json.loads(out.stdout.strip().splitlines()[-1])
+    vector_bytes, mr, err, paths = json.loads(out.stdout.strip().splitlines()[-1])
     assert (vector_bytes, mr) == (32, 6)
-    assert err[0] < 1e-5 and err[1] < 1e-12 and err[2] < 1e-5, err
+    assert paths == ["gemm", "gemm", "winograd", "implicit"], paths
+    assert err[0] < 1e-5 and err[1] < 1e-12 and err[2] < 1e-5 and err[3] < 1e-5, err
