@@ -96,6 +96,46 @@ def counted_loop(builder, n, step, body, name):
     builder.position_at_end(done)
 
 
+def _reduction(builder, kk_v, rows, nv, fty, vty, fmuladd, panel, name):
+    """The micro-kernel's loop: ``acc[i][v] += rows[i][k] * panel(k)[v]`` for ``k < kk``.
+
+    ``rows`` are the ``MR`` row pointers of ``a``, ``panel(k)`` emits the
+    loads of step ``k``'s ``nv`` vectors. Returns the sums (zeros when ``kk <=
+    0``), with the builder after the loop.
+    """
+    i64 = ir.IntType(64)
+    zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * vty.count)
+    entry = builder.basic_block
+    loop = builder.append_basic_block(name + ".loop")
+    done = builder.append_basic_block(name + ".done")
+    builder.cbranch(builder.icmp_signed(">", kk_v, ir.Constant(i64, 0)), loop, done)
+
+    builder.position_at_end(loop)
+    k = builder.phi(i64)
+    acc = [[builder.phi(vty) for _ in range(nv)] for _ in rows]
+    bv = panel(k)
+    new = []
+    for i, row in enumerate(rows):
+        s = _splat(builder, builder.load(builder.gep(row, [k])), vty)
+        new.append([builder.call(fmuladd, [s, bv[v], acc[i][v]]) for v in range(nv)])
+    k1 = builder.add(k, ir.Constant(i64, 1))
+    k.add_incoming(ir.Constant(i64, 0), entry)
+    k.add_incoming(k1, loop)
+    for i in range(len(rows)):
+        for v in range(nv):
+            acc[i][v].add_incoming(zero, entry)
+            acc[i][v].add_incoming(new[i][v], loop)
+    builder.cbranch(builder.icmp_signed("<", k1, kk_v), loop, done)
+
+    builder.position_at_end(done)
+    res = [[builder.phi(vty) for _ in range(nv)] for _ in rows]
+    for i in range(len(rows)):
+        for v in range(nv):
+            res[i][v].add_incoming(zero, entry)
+            res[i][v].add_incoming(new[i][v], loop)
+    return res
+
+
 def _block_codegen(nv: int, rows_out: bool, offsets: bool = False):
     """LLVM IR of the micro-kernel with panels ``nv`` vectors wide.
 
@@ -132,43 +172,17 @@ def _block_codegen(nv: int, rows_out: bool, offsets: bool = False):
         suffix = ("v%df32" if size == 4 else "v%df64") % vl
         fmuladd = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(vty, [vty] * 3), "llvm.fmuladd." + suffix)
-        zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * vl)
         rows = [builder.gep(ap, [builder.mul(ld_v, ir.Constant(i64, i))]) for i in range(MR)]
 
-        entry = builder.basic_block
-        loop = builder.append_basic_block("panel.loop")
-        done = builder.append_basic_block("panel.done")
-        builder.cbranch(builder.icmp_signed(">", kk_v, ir.Constant(i64, 0)), loop, done)
+        def panel(k):  # step k's vectors: b[koff[k]:], or row k of a packed panel
+            if offsets:
+                bk = builder.gep(bp, [builder.load(builder.gep(koffp, [k]))])
+            else:
+                bk = builder.gep(bp, [builder.mul(k, ir.Constant(i64, nr))])
+            return [builder.load(builder.bitcast(builder.gep(bk, [ir.Constant(i64, v * vl)]),
+                                                 vptr), align=size) for v in range(nv)]
 
-        # for k in range(kk): acc[i][v] += a[i, k] * b[k, v*vl:(v+1)*vl]
-        builder.position_at_end(loop)
-        k = builder.phi(i64)
-        acc = [[builder.phi(vty) for _ in range(nv)] for _ in range(MR)]
-        if offsets:
-            bk = builder.gep(bp, [builder.load(builder.gep(koffp, [k]))])
-        else:
-            bk = builder.gep(bp, [builder.mul(k, ir.Constant(i64, nr))])
-        bv = [builder.load(builder.bitcast(builder.gep(bk, [ir.Constant(i64, v * vl)]),
-                                           vptr), align=size) for v in range(nv)]
-        new = []
-        for i in range(MR):
-            s = _splat(builder, builder.load(builder.gep(rows[i], [k])), vty)
-            new.append([builder.call(fmuladd, [s, bv[v], acc[i][v]]) for v in range(nv)])
-        k1 = builder.add(k, ir.Constant(i64, 1))
-        k.add_incoming(ir.Constant(i64, 0), entry)
-        k.add_incoming(k1, loop)
-        for i in range(MR):
-            for v in range(nv):
-                acc[i][v].add_incoming(zero, entry)
-                acc[i][v].add_incoming(new[i][v], loop)
-        builder.cbranch(builder.icmp_signed("<", k1, kk_v), loop, done)
-
-        builder.position_at_end(done)
-        res = [[builder.phi(vty) for _ in range(nv)] for _ in range(MR)]
-        for i in range(MR):
-            for v in range(nv):
-                res[i][v].add_incoming(zero, entry)
-                res[i][v].add_incoming(new[i][v], loop)
+        res = _reduction(builder, kk_v, rows, nv, fty, vty, fmuladd, panel, "panel")
         (_rows_epilogue if rows_out else _cols_epilogue)(
             builder, res, biasp, outp, o_off_v, ldo_v, nrow_v, ncol_v, fty, vl, nv, size, suffix)
         return context.get_dummy_value()
@@ -523,40 +537,16 @@ def _vectors_codegen(nv: int):
         suffix = ("v%df32" if size == 4 else "v%df64") % vl
         fmuladd = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(vty, [vty] * 3), "llvm.fmuladd." + suffix)
-        zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * vl)
         rows = [builder.gep(ap, [builder.mul(ld_v, ir.Constant(i64, i))]) for i in range(MR)]
         vec = [ir.Constant(i64, v) for v in range(nv)]
         bases = [builder.gep(bp, [builder.load(builder.gep(boffp, [vec[v]]))]) for v in range(nv)]
 
-        entry = builder.basic_block
-        loop = builder.append_basic_block("vectors.loop")
-        done = builder.append_basic_block("vectors.done")
-        builder.cbranch(builder.icmp_signed(">", kk_v, ir.Constant(i64, 0)), loop, done)
-        builder.position_at_end(loop)
-        k = builder.phi(i64)
-        acc = [[builder.phi(vty) for _ in range(nv)] for _ in range(MR)]
-        kof = builder.load(builder.gep(koffp, [k]))
-        bv = [builder.load(builder.bitcast(builder.gep(bases[v], [kof]), vptr), align=size)
-              for v in range(nv)]
-        new = []
-        for i in range(MR):
-            s = _splat(builder, builder.load(builder.gep(rows[i], [k])), vty)
-            new.append([builder.call(fmuladd, [s, bv[v], acc[i][v]]) for v in range(nv)])
-        k1 = builder.add(k, ir.Constant(i64, 1))
-        k.add_incoming(ir.Constant(i64, 0), entry)
-        k.add_incoming(k1, loop)
-        for i in range(MR):
-            for v in range(nv):
-                acc[i][v].add_incoming(zero, entry)
-                acc[i][v].add_incoming(new[i][v], loop)
-        builder.cbranch(builder.icmp_signed("<", k1, kk_v), loop, done)
+        def panel(k):  # step k's vectors: each from its own base, at koff[k]
+            kof = builder.load(builder.gep(koffp, [k]))
+            return [builder.load(builder.bitcast(builder.gep(bases[v], [kof]), vptr), align=size)
+                    for v in range(nv)]
 
-        builder.position_at_end(done)
-        res = [[builder.phi(vty) for _ in range(nv)] for _ in range(MR)]
-        for i in range(MR):
-            for v in range(nv):
-                res[i][v].add_incoming(zero, entry)
-                res[i][v].add_incoming(new[i][v], loop)
+        res = _reduction(builder, kk_v, rows, nv, fty, vty, fmuladd, panel, "vectors")
         store = _masked_store(builder, vl, fty, suffix)
         align = ir.Constant(ir.IntType(32), size)
         lanes_v = ir.Constant(ir.VectorType(i64, vl), list(range(vl)))
@@ -594,3 +584,47 @@ def vector_block(typingctx, a, a_off, lda, b, koff, kk, boff, bias, out, ooff, l
     """
     sig = types.none(a, a_off, lda, b, koff, kk, boff, bias, out, ooff, ldo, nrow, ncols)
     return sig, _vectors_codegen(TAP_VECTORS)
+
+
+@intrinsic
+def vector_combination(typingctx, t, t_off, ks, cs, z0, nz, dst, d_off):
+    """``dst[d_off + l] = sum_z cs[z0 + z] * t[t_off + ks[z0 + z] * lanes + l]``, ``l < lanes``.
+
+    One vector (``lanes`` elements of the dtype): a weighted sum of ``nz``
+    vectors of ``t``, picked by ``ks`` (int64), in the order given, with
+    fused multiply-adds from zero; stored unaligned. ``t``, ``cs`` and
+    ``dst`` of one float dtype, C-contiguous.
+    """
+    sig = types.none(t, t_off, ks, cs, z0, nz, dst, d_off)
+
+    def codegen(context, builder, sig, args):
+        i64 = ir.IntType(64)
+        tty, ksty, csty, dty = sig.args[0], sig.args[2], sig.args[3], sig.args[6]
+        t_v, z0_v, nz_v, d_v = (context.cast(builder, args[i], sig.args[i], types.int64)
+                                for i in (1, 4, 5, 7))
+        fty = context.get_value_type(tty.dtype)
+        size = context.get_abi_sizeof(fty)
+        vl = VECTOR_BYTES // size
+        vty = ir.VectorType(fty, vl)
+        suffix = ("v%df32" if size == 4 else "v%df64") % vl
+        fmuladd = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vty, [vty] * 3), "llvm.fmuladd." + suffix)
+
+        def data(i, ty, off):
+            return builder.gep(context.make_array(ty)(context, builder, args[i]).data, [off])
+
+        tp, ksp, csp, dp = data(0, tty, t_v), data(2, ksty, z0_v), data(3, csty, z0_v), \
+            data(6, dty, d_v)
+        acc = cgutils.alloca_once_value(builder, ir.Constant(vty, [ir.Constant(fty, 0.0)] * vl))
+
+        def body(z):
+            row = builder.mul(builder.load(builder.gep(ksp, [z])), ir.Constant(i64, vl))
+            v = builder.load(builder.bitcast(builder.gep(tp, [row]), vty.as_pointer()), align=size)
+            c = _splat(builder, builder.load(builder.gep(csp, [z])), vty)
+            builder.store(builder.call(fmuladd, [c, v, builder.load(acc)]), acc)
+
+        counted_loop(builder, nz_v, 1, body, "combination")
+        builder.store(builder.load(acc), builder.bitcast(dp, vty.as_pointer()), align=size)
+        return context.get_dummy_value()
+
+    return sig, codegen

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from checks import assert_close
+from checks import assert_close, assert_sums_close
 from numba import njit
 from reference import conv_ref, deform_conv_ref
 
@@ -42,21 +42,23 @@ def test_block_writes_exactly_the_valid_rows_and_channels(rng, dtype, wide):
     bias = rng.standard_normal(nr).astype(dtype)
     rows = a[a_off:].reshape(mk.MR, lda)[:, :kk].astype(np.float64)
     full = rows @ b.astype(np.float64) + bias  # (MR, NR): position i, channel j
+    bound = np.abs(rows) @ np.abs(b.astype(np.float64)) + np.abs(bias)
     for nrow, ncol in [(mk.MR, nr), (1, 1), (mk.MR - 1, nr - 3), (3, vl + 1), (0, nr), (2, 0)]:
         out = np.full(o_off + nr * ldo, np.nan, dtype)
         _block(wide, a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow, ncol)
         got = out[o_off:].reshape(nr, ldo)
-        assert_close(got[:ncol, :nrow], full[:nrow, :ncol].T, dtype)
+        assert_sums_close(got[:ncol, :nrow], full[:nrow, :ncol].T, bound[:nrow, :ncol].T, dtype)
         written = np.zeros(out.shape, bool)
         written[o_off:].reshape(nr, ldo)[:ncol, :nrow] = True
         assert np.isnan(out[~written]).all(), (nrow, ncol)  # nothing else touched
 
 
-def _assert_rows_written(out, o_off, ldo, nrow, nc, full, dtype):
+def _assert_rows_written(out, o_off, ldo, nrow, nc, full, bound, dtype):
     """A rows-out block stored ``full[:, :nc]`` at ``o_off + i*ldo + j`` and touched nothing
-    else (``out`` was NaN; ``nc`` = the valid columns, at most a panel's)."""
+    else (``out`` was NaN; ``nc`` = the valid columns, at most a panel's; ``bound`` the sums
+    of the terms' absolute values)."""
     got = out[o_off:].reshape(mk.MR, ldo)
-    assert_close(got[:nrow, :nc], full[:, :nc], dtype)
+    assert_sums_close(got[:nrow, :nc], full[:, :nc], bound[:, :nc], dtype)
     written = np.zeros(out.shape, bool)
     written[o_off:].reshape(mk.MR, ldo)[:nrow, :nc] = True
     assert np.isnan(out[~written]).all(), (nrow, nc)
@@ -75,9 +77,10 @@ def test_row_block_writes_exactly_the_valid_rows_and_columns(rng, dtype, wide):
     for nrow, ncol in [(mk.MR, nr), (1, 1), (mk.MR - 1, nr - 3), (3, vl + 1), (0, nr), (2, 0)]:
         bias = rng.standard_normal(nrow).astype(dtype)  # exactly nrow: no row past it is read
         full = rows[:nrow] @ b.astype(np.float64) + bias[:, None]
+        bound = np.abs(rows[:nrow]) @ np.abs(b.astype(np.float64)) + np.abs(bias)[:, None]
         out = np.full(o_off + mk.MR * ldo, np.nan, dtype)
         _block(wide, a, a_off, lda, b, kk, bias, out, o_off, ldo, nrow, ncol, rows_out=True)
-        _assert_rows_written(out, o_off, ldo, nrow, min(ncol, nr), full, dtype)
+        _assert_rows_written(out, o_off, ldo, nrow, min(ncol, nr), full, bound, dtype)
 
 
 @njit(cache=False)
@@ -108,9 +111,10 @@ def test_tap_block_reads_its_panel_through_the_offsets(rng, dtype, nv):
                        (2, nr - vl + 1)]:
         bias = rng.standard_normal(nrow).astype(dtype)
         full = rows[:nrow] @ panel + bias[:, None]
+        bound = np.abs(rows[:nrow]) @ np.abs(panel) + np.abs(bias)[:, None]
         out = np.full(o_off + mk.MR * ldo, np.nan, dtype)
         _taps(nv, a, a_off, lda, b, koff, kk, bias, out, o_off, ldo, nrow, ncol)
-        _assert_rows_written(out, o_off, ldo, nrow, min(ncol, nr), full, dtype)
+        _assert_rows_written(out, o_off, ldo, nrow, min(ncol, nr), full, bound, dtype)
 
 
 @njit(cache=False)
@@ -143,8 +147,10 @@ def test_vector_block_places_each_vector_on_its_own(rng, dtype):
         for v in range(nv):
             panel = np.stack([b[boff[v] + o:boff[v] + o + vl] for o in koff]).astype(np.float64)
             full = rows[:nrow] @ panel + bias[:, None]
+            bound = np.abs(rows[:nrow]) @ np.abs(panel) + np.abs(bias)[:, None]
             got = out[ooff[v]:ooff[v] + mk.MR * ldo].reshape(mk.MR, ldo)
-            assert_close(got[:nrow, :ncols[v]], full[:, :ncols[v]], dtype)
+            assert_sums_close(got[:nrow, :ncols[v]], full[:, :ncols[v]], bound[:, :ncols[v]],
+                              dtype)
             written[ooff[v]:ooff[v] + mk.MR * ldo].reshape(mk.MR, ldo)[:nrow, :ncols[v]] = True
         assert np.isnan(out[~written]).all(), (nrow, ncols)
 

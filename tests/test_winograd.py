@@ -212,3 +212,28 @@ def test_stepped_back_tiles_before_the_tile_they_follow(rng, calls, monkeypatch,
     w3 = rng.standard_normal((16, 24, 3, 3, 3)).astype(dtype)
     assert_close(numbaconv.conv(x3, w3, padding=2, dilation=2),
                  conv_ref(x3, w3, padding=2, dilation=2), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_transformed_panels_layout(rng, dtype, d):
+    """``up[xi * npan + q, c, j] = sum_k m[xi, k] w3[q NR + j, c, k]``: whole and ragged groups
+    of channels, one and two vectors a panel, strided weights; an inf weight makes NaN or inf
+    only where ``m`` mixes it in, as in the products (zeros of ``m`` are skipped)."""
+    vl = 64 // np.dtype(dtype).itemsize
+    m = _winograd._kron_g(d, dtype)
+    for cout, cin, nr in [(2 * vl, 5, 2 * vl), (3 * vl + 3, 7, 2 * vl), (vl - 3, 9, vl)]:
+        w3 = rng.standard_normal((cin, cout, 3**d)).astype(dtype).transpose(1, 0, 2)
+        w3[cout - 1, cin - 1, 0] = np.inf
+        up = _winograd.transformed_panels(m, w3, nr)
+        npan = -(-cout // nr)
+        wp = np.zeros((npan * nr, cin, 3**d))
+        wp[:cout] = w3
+        with np.errstate(invalid="ignore"):
+            want = np.stack([(wp * m[i]).sum(axis=2, where=m[i] != 0) for i in range(len(m))])
+        want = want.reshape(len(m), npan, nr, cin).transpose(0, 1, 3, 2)
+        assert up.shape == (len(m) * npan, cin, nr) and up.dtype == dtype
+        got = up.reshape(want.shape)
+        finite = np.isfinite(want)
+        assert_close(got[finite], want[finite], dtype)
+        assert np.array_equal(np.isfinite(got), finite)
