@@ -96,6 +96,20 @@ def counted_loop(builder, n, step, body, name):
     builder.position_at_end(done)
 
 
+def _fma_types(context, builder, dtype):
+    """``(fty, size, vl, vty, suffix, fmuladd)`` of a Numba float ``dtype``: its LLVM type and
+    bytes, the full-width vector (``vl`` lanes, intrinsic suffix ``v16f32``...) and
+    ``llvm.fmuladd`` on it."""
+    fty = context.get_value_type(dtype)
+    size = context.get_abi_sizeof(fty)
+    vl = VECTOR_BYTES // size
+    vty = ir.VectorType(fty, vl)
+    suffix = ("v%df32" if size == 4 else "v%df64") % vl
+    fmuladd = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(vty, [vty] * 3), "llvm.fmuladd." + suffix)
+    return fty, size, vl, vty, suffix, fmuladd
+
+
 def _reduction(builder, kk_v, rows, nv, fty, vty, fmuladd, panel, name):
     """The micro-kernel's loop: ``acc[i][v] += rows[i][k] * panel(k)[v]`` for ``k < kk``.
 
@@ -103,36 +117,27 @@ def _reduction(builder, kk_v, rows, nv, fty, vty, fmuladd, panel, name):
     loads of step ``k``'s ``nv`` vectors. Returns the sums (zeros when ``kk <=
     0``), with the builder after the loop.
     """
-    i64 = ir.IntType(64)
     zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * vty.count)
     entry = builder.basic_block
-    loop = builder.append_basic_block(name + ".loop")
-    done = builder.append_basic_block(name + ".done")
-    builder.cbranch(builder.icmp_signed(">", kk_v, ir.Constant(i64, 0)), loop, done)
+    step = {}
 
-    builder.position_at_end(loop)
-    k = builder.phi(i64)
-    acc = [[builder.phi(vty) for _ in range(nv)] for _ in rows]
-    bv = panel(k)
-    new = []
-    for i, row in enumerate(rows):
-        s = _splat(builder, builder.load(builder.gep(row, [k])), vty)
-        new.append([builder.call(fmuladd, [s, bv[v], acc[i][v]]) for v in range(nv)])
-    k1 = builder.add(k, ir.Constant(i64, 1))
-    k.add_incoming(ir.Constant(i64, 0), entry)
-    k.add_incoming(k1, loop)
-    for i in range(len(rows)):
-        for v in range(nv):
-            acc[i][v].add_incoming(zero, entry)
-            acc[i][v].add_incoming(new[i][v], loop)
-    builder.cbranch(builder.icmp_signed("<", k1, kk_v), loop, done)
+    def body(k):
+        acc = [[builder.phi(vty) for _ in range(nv)] for _ in rows]  # after k's phi
+        bv = panel(k)
+        new = []
+        for i, row in enumerate(rows):
+            s = _splat(builder, builder.load(builder.gep(row, [k])), vty)
+            new.append([builder.call(fmuladd, [s, bv[v], acc[i][v]]) for v in range(nv)])
+        step.update(acc=acc, new=new, latch=builder.basic_block)
 
-    builder.position_at_end(done)
+    counted_loop(builder, kk_v, 1, body, name)
     res = [[builder.phi(vty) for _ in range(nv)] for _ in rows]
     for i in range(len(rows)):
         for v in range(nv):
+            step["acc"][i][v].add_incoming(zero, entry)
+            step["acc"][i][v].add_incoming(step["new"][i][v], step["latch"])
             res[i][v].add_incoming(zero, entry)
-            res[i][v].add_incoming(new[i][v], loop)
+            res[i][v].add_incoming(step["new"][i][v], step["latch"])
     return res
 
 
@@ -159,19 +164,13 @@ def _block_codegen(nv: int, rows_out: bool, offsets: bool = False):
             context.cast(builder, args[ix[i]], sig.args[ix[i]], types.int64)
             for i in (1, 2, 4, 7, 8, 9, 10))
         koffp = context.make_array(sig.args[4])(context, builder, args[4]).data if offsets else None
-        fty = context.get_value_type(aty.dtype)
-        size = context.get_abi_sizeof(fty)
-        vl = VECTOR_BYTES // size
+        fty, size, vl, vty, suffix, fmuladd = _fma_types(context, builder, aty.dtype)
         nr = nv * vl
-        vty = ir.VectorType(fty, vl)
         vptr = vty.as_pointer()
         ap = builder.gep(context.make_array(aty)(context, builder, a_v).data, [off_v])
         bp = context.make_array(bty)(context, builder, b_v).data
         biasp = context.make_array(biasty)(context, builder, bias_v).data
         outp = context.make_array(outty)(context, builder, out_v).data
-        suffix = ("v%df32" if size == 4 else "v%df64") % vl
-        fmuladd = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vty, [vty] * 3), "llvm.fmuladd." + suffix)
         rows = [builder.gep(ap, [builder.mul(ld_v, ir.Constant(i64, i))]) for i in range(MR)]
 
         def panel(k):  # step k's vectors: b[koff[k]:], or row k of a packed panel
@@ -527,16 +526,10 @@ def _vectors_codegen(nv: int):
 
         off_v, ld_v, kk_v, ldo_v, nrow_v = (
             context.cast(builder, args[i], sig.args[i], types.int64) for i in (1, 2, 5, 10, 11))
-        fty = context.get_value_type(aty.dtype)
-        size = context.get_abi_sizeof(fty)
-        vl = VECTOR_BYTES // size
-        vty = ir.VectorType(fty, vl)
+        fty, size, vl, vty, suffix, fmuladd = _fma_types(context, builder, aty.dtype)
         vptr = vty.as_pointer()
         ap = builder.gep(data(0), [off_v])
         bp, koffp, boffp, biasp, outp, ooffp, ncp = (data(i) for i in (3, 4, 6, 7, 8, 9, 12))
-        suffix = ("v%df32" if size == 4 else "v%df64") % vl
-        fmuladd = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vty, [vty] * 3), "llvm.fmuladd." + suffix)
         rows = [builder.gep(ap, [builder.mul(ld_v, ir.Constant(i64, i))]) for i in range(MR)]
         vec = [ir.Constant(i64, v) for v in range(nv)]
         bases = [builder.gep(bp, [builder.load(builder.gep(boffp, [vec[v]]))]) for v in range(nv)]
@@ -602,13 +595,7 @@ def vector_combination(typingctx, t, t_off, ks, cs, z0, nz, dst, d_off):
         tty, ksty, csty, dty = sig.args[0], sig.args[2], sig.args[3], sig.args[6]
         t_v, z0_v, nz_v, d_v = (context.cast(builder, args[i], sig.args[i], types.int64)
                                 for i in (1, 4, 5, 7))
-        fty = context.get_value_type(tty.dtype)
-        size = context.get_abi_sizeof(fty)
-        vl = VECTOR_BYTES // size
-        vty = ir.VectorType(fty, vl)
-        suffix = ("v%df32" if size == 4 else "v%df64") % vl
-        fmuladd = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vty, [vty] * 3), "llvm.fmuladd." + suffix)
+        fty, size, vl, vty, _, fmuladd = _fma_types(context, builder, tty.dtype)
 
         def data(i, ty, off):
             return builder.gep(context.make_array(ty)(context, builder, args[i]).data, [off])
