@@ -261,10 +261,10 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, f
     outputs (each vector part of one output row; an image's rows one after the
     other), swept block of output channels by block. With ``flat`` (at stride 1,
     not in 1-D), a job is one image, one group and ``flat`` blocks of output
-    channels, over all the image's
-    positions (:func:`flat_job`): for many channels and few positions, where
-    the row jobs would each read all the weights, and for rows of half a
-    vector or less, which would leave most of a row's panel empty.
+    channels, over all the image's positions (:func:`flat_job`): for many
+    channels and few positions, where the row jobs would each read all the
+    weights, and for rows of half a vector or less, which would leave most of
+    a row's panel empty.
     """
     nimg, nc, _ = x.shape
     cout = out.shape[1]

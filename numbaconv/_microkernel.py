@@ -238,28 +238,41 @@ def _rows_epilogue(builder, res, biasp, outp, o_off_v, ldo_v, nrow_v, ncol_v, ft
     """``out[o_off + i*ldo + j] = res[i][j] + bias[i]`` for ``i < nrow``, ``j < ncol``.
 
     Each row's sums are stored as they are, one masked store per vector:
-    no transposes. ``bias`` is read for the rows below ``nrow`` only.
+    no transposes (:func:`_store_rows`, vector ``v`` at ``o_off + v*vl``).
+    """
+    i64 = ir.IntType(64)
+    outs = [builder.gep(outp, [builder.add(o_off_v, ir.Constant(i64, v * vl))]) for v in range(nv)]
+    ncols = [builder.sub(ncol_v, ir.Constant(i64, v * vl)) for v in range(nv)]
+    _store_rows(builder, res, biasp, outs, ldo_v, nrow_v, ncols, fty, vl, size, suffix)
+
+
+def _store_rows(builder, res, biasp, outs, ldo_v, nrow_v, ncols, fty, vl, size, suffix):
+    """``outs[v][i*ldo + j] = res[i][v][j] + bias[i]`` for ``i < nrow`` and ``j < ncols[v]``.
+
+    ``outs[v]`` is vector ``v``'s element pointer, ``ncols[v]`` an ``i64``
+    (lanes at or past it are not stored; none when it is not positive); one
+    masked store per row and vector. ``bias`` is read for the rows below
+    ``nrow`` only.
     """
     i64 = ir.IntType(64)
     vty = ir.VectorType(fty, vl)
     store = _masked_store(builder, vl, fty, suffix)
     align = ir.Constant(ir.IntType(32), size)
     lanes_v = ir.Constant(ir.VectorType(i64, vl), list(range(vl)))
-    ncol_s = _splat(builder, ncol_v, ir.VectorType(i64, vl))
-    col_ok = [builder.icmp_signed("<", builder.add(lanes_v, ir.Constant(
-        ir.VectorType(i64, vl), [v * vl] * vl)), ncol_s) for v in range(nv)]
+    col_ok = [builder.icmp_signed("<", lanes_v, _splat(builder, n, ir.VectorType(i64, vl)))
+              for n in ncols]
     no_cols = ir.Constant(ir.VectorType(ir.IntType(1), vl), [0] * vl)
-    for i in range(MR):
+    for i in range(len(res)):
         row_in = builder.icmp_signed("<", ir.Constant(i64, i), nrow_v)
         # the bias of a row past nrow is not read: its index is clamped to row 0
         b = builder.load(builder.gep(biasp, [builder.select(row_in, ir.Constant(i64, i),
                                                             ir.Constant(i64, 0))]))
         bvec = _splat(builder, b, vty)
-        orow = builder.gep(outp, [builder.add(o_off_v, builder.mul(ldo_v, ir.Constant(i64, i)))])
-        for v in range(nv):
-            ok = builder.select(row_in, col_ok[v], no_cols)
-            dst = builder.bitcast(builder.gep(orow, [ir.Constant(i64, v * vl)]), vty.as_pointer())
-            builder.call(store, [builder.fadd(res[i][v], bvec), dst, align, ok])
+        for v, out in enumerate(outs):
+            dst = builder.gep(out, [builder.mul(ldo_v, ir.Constant(i64, i))])
+            builder.call(store, [builder.fadd(res[i][v], bvec),
+                                 builder.bitcast(dst, vty.as_pointer()), align,
+                                 builder.select(row_in, col_ok[v], no_cols)])
 
 
 _COLS_DOC = """``out[o_off + j*ldo + i] = bias[j] + sum_k a[a_off + i*lda + k] * b[k, j]``.
@@ -540,24 +553,9 @@ def _vectors_codegen(nv: int):
                     for v in range(nv)]
 
         res = _reduction(builder, kk_v, rows, nv, fty, vty, fmuladd, panel, "vectors")
-        store = _masked_store(builder, vl, fty, suffix)
-        align = ir.Constant(ir.IntType(32), size)
-        lanes_v = ir.Constant(ir.VectorType(i64, vl), list(range(vl)))
-        no_cols = ir.Constant(ir.VectorType(ir.IntType(1), vl), [0] * vl)
-        col_ok = [builder.icmp_signed("<", lanes_v, _splat(
-            builder, builder.load(builder.gep(ncp, [vec[v]])), ir.VectorType(i64, vl)))
-            for v in range(nv)]
         outs = [builder.gep(outp, [builder.load(builder.gep(ooffp, [vec[v]]))]) for v in range(nv)]
-        for i in range(MR):
-            row_in = builder.icmp_signed("<", ir.Constant(i64, i), nrow_v)
-            b = builder.load(builder.gep(biasp, [builder.select(row_in, ir.Constant(i64, i),
-                                                                ir.Constant(i64, 0))]))
-            bvec = _splat(builder, b, vty)
-            for v in range(nv):
-                dst = builder.gep(outs[v], [builder.mul(ldo_v, ir.Constant(i64, i))])
-                builder.call(store, [builder.fadd(res[i][v], bvec),
-                                     builder.bitcast(dst, vty.as_pointer()), align,
-                                     builder.select(row_in, col_ok[v], no_cols)])
+        ncols = [builder.load(builder.gep(ncp, [vec[v]])) for v in range(nv)]
+        _store_rows(builder, res, biasp, outs, ldo_v, nrow_v, ncols, fty, vl, size, suffix)
         return context.get_dummy_value()
 
     return codegen
@@ -600,8 +598,8 @@ def vector_combination(typingctx, t, t_off, ks, cs, z0, nz, dst, d_off):
         def data(i, ty, off):
             return builder.gep(context.make_array(ty)(context, builder, args[i]).data, [off])
 
-        tp, ksp, csp, dp = data(0, tty, t_v), data(2, ksty, z0_v), data(3, csty, z0_v), \
-            data(6, dty, d_v)
+        tp, ksp, csp = data(0, tty, t_v), data(2, ksty, z0_v), data(3, csty, z0_v)
+        dp = data(6, dty, d_v)
         acc = cgutils.alloca_once_value(builder, ir.Constant(vty, [ir.Constant(fty, 0.0)] * vl))
 
         def body(z):
