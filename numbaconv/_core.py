@@ -680,13 +680,15 @@ def add_taps(acc, q0, vp, wt, voff, n, assign):
 
 
 @njit(**PARALLEL)
-def window_direct(x, w, bias, out, groups, geom, maps, voff, act, zero, workers):
-    """Direct convolution, one job per (image, output channel).
+def window_direct(x, w, bias, out, groups, geom, maps, voff, act, zero, nband, workers):
+    """Direct convolution, one job per (image, output channel, band of output rows).
 
-    For each input channel of its group a job builds that channel's virtual
-    plane, then adds ``w[t] * plane`` shifted by each tap into an accumulator
-    laid out like the virtual plane: one long contiguous loop per tap when
-    every stride is 1, one per output row otherwise.
+    ``nband`` bands a plane (:func:`numbaconv.convolution._bands`: more than one
+    when the planes are too few for the workers). For each input channel of
+    its group a job builds the virtual rows its band reads of that channel,
+    then adds ``w[t] * rows`` shifted by each tap into an accumulator laid out
+    like them: one long contiguous loop per tap when every stride is 1, one
+    per output row otherwise.
     """
     nimg, nc, _ = x.shape
     cout = w.shape[0]
@@ -707,31 +709,42 @@ def window_direct(x, w, bias, out, groups, geom, maps, voff, act, zero, workers)
         if geom[G_STRIDE, a] != 1:
             unit = False
         reach += (geom[G_OUT, a] - 1) * geom[G_STRIDE, a] * geom[G_VSTR, a]
-    njobs = nimg * cout
+    njobs = nimg * cout * nband
     nw = max(min(workers, njobs), 1)
     vrows = virtual_row_table(geom, maps)
     orows = output_row_table(geom)
+    vl = geom[G_VLEN, last]
+    tap_reach = 0  # the farthest tap from a window's origin
+    for t in range(ntap):
+        tap_reach = max(tap_reach, voff[t])
     acc_all = worker_rows(nw, lv, x, False)
     vp_all = worker_rows(nw, lv, x, False)
     for wk in prange(nw):
         acc = acc_all[wk]
         vp = vp_all[wk]
         for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
-            n = job // cout
-            co = job % cout
+            n = job // (cout * nband)
+            co = (job // nband) % cout
+            bd = job % nband
             g = co // m
+            r0 = bd * nrow // nband  # the band's output rows, and the virtual rows they read
+            r1 = (bd + 1) * nrow // nband
+            vr0 = orows[r0] // vl
+            vr1 = (orows[r1 - 1] + span - 1 + tap_reach) // vl + 1
+            base = vr0 * vl  # the band's virtual rows sit at vp[0:], acc likewise
+            q0 = orows[r0] - base
             for c in range(cg):
-                virtual_plane(x[n, g * cg + c], geom, maps, vrows, vp, zero)
+                virtual_plane(x[n, g * cg + c], geom, maps, vrows[vr0:vr1], vp, zero)
                 wc = w[co, c * ntap:(c + 1) * ntap]
                 if unit:
-                    add_taps(acc, ZERO, vp, wc, voff, reach + 1, c == 0)
+                    add_taps(acc, q0, vp, wc, voff, orows[r1 - 1] + span - orows[r0], c == 0)
                 else:
-                    for r in range(nrow):
-                        add_taps(acc, orows[r], vp, wc, voff, span, c == 0)
+                    for r in range(r0, r1):
+                        add_taps(acc, orows[r] - base, vp, wc, voff, span, c == 0)
             b = bias[co]
             orow = out[n, co]
-            for r in range(nrow):
-                rb = orows[r]
+            for r in range(r0, r1):
+                rb = orows[r] - base
                 if s_l == 1:
                     add_row(acc, rb, orow, r * olast, olast, b)
                 else:

@@ -382,12 +382,15 @@ def row_plan(geom, maps, chunk):
 
 
 @njit(**PARALLEL)
-def window_rows(x, w, bias, out, groups, geom, maps, act, zero, workers):
-    """Direct convolution for windows that keep the row width, one job per (image, channel out).
+def window_rows(x, w, bias, out, groups, geom, maps, act, zero, nband, workers):
+    """Direct convolution for windows that keep the row width, one job per (image, channel out,
+    band of chunks).
 
     ``x`` is ``(N, C_in, L_in)``, ``w`` ``(C_out, C_in / groups * taps)``
     channel-major, ``out`` ``(N, C_out, L_out)``; the tables are
     :func:`numbaconv._geometry.kernel_tables`' and must pass :func:`usable`.
+    ``nband`` bands of the plan's chunks a plane (more than one when the
+    planes are too few for the workers).
     """
     nimg, nc, _ = x.shape
     cout = w.shape[0]
@@ -398,14 +401,18 @@ def window_rows(x, w, bias, out, groups, geom, maps, act, zero, workers):
     kl = geom[G_K, last]
     copies, offs, chunks, masks, head, plane_len = row_plan(geom, maps, _CHUNK)
     ntap = offs.shape[0]
-    njobs = nimg * cout
+    nchunk = chunks.shape[0]
+    njobs = nimg * cout * nband
     nw = max(min(workers, njobs), 1)
     vp_all = worker_rows(nw, plane_len, x, True)  # padding rows stay zero
     for wk in prange(nw):
         vp = vp_all[wk]
         for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
-            n = job // cout
-            co = job % cout
+            n = job // (cout * nband)
+            co = (job // nband) % cout
+            bd = job % nband
+            i0 = bd * nchunk // nband
+            i1 = (bd + 1) * nchunk // nband
             g = co // m
             orow = out[n, co]
             b = bias[co]
@@ -418,9 +425,9 @@ def window_rows(x, w, bias, out, groups, geom, maps, act, zero, workers):
                 if c + 1 < cg:  # the next plane's input, fetched during the sweeps
                     pf = x[n, g * cg + c + 1]
                 else:
-                    nxt = min(job + _AHEAD, njobs - 1)
+                    nxt = min(job + _AHEAD, njobs - 1) // nband  # its plane
                     pf = x[nxt // cout, (nxt % cout) // m * cg]
-                for i in range(chunks.shape[0]):
+                for i in range(i0, i1):
                     p0 = chunks[i, 0] * width
                     npos = chunks[i, 2] * width
                     if chunks[i, 3] >= 0:  # straight from the input
@@ -431,5 +438,6 @@ def window_rows(x, w, bias, out, groups, geom, maps, act, zero, workers):
                         base = head + chunks[i, 1] * width
                     add_channel(orow[p0:p0 + npos], src, base, offs, wc, kl, masks, npos, c == 0,
                                 b, pf, p0, npos)
-            if act != 0:
-                activate_run(orow, act)
+            if act != 0 and i1 > i0:
+                activate_run(orow[chunks[i0, 0] * width:(chunks[i1 - 1, 0] + chunks[i1 - 1, 2])
+                                  * width], act)

@@ -10,6 +10,7 @@ from checks import assert_close
 from reference import conv_ref, depthwise_ref, separable_ref
 
 import numbaconv
+from numbaconv import _core, _direct_rows
 from numbaconv import convolution as conv_module
 
 MODES = ["zeros", "reflect", "replicate", "circular", "symmetric"]
@@ -260,3 +261,33 @@ def test_long_signal_many_tiles(rng, dtype, mode):
     kw = dict(padding="same", dilation=2, padding_mode=mode)
     assert_close(numbaconv.separable_conv(x, dw, pw, **kw), separable_ref(x, dw, pw, **kw),
                  dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", MODES)
+def test_direct_schedule_in_bands_of_rows(rng, count_calls, monkeypatch, dtype, mode):
+    """One image of one channel (a SciPy-style call) is cut into bands of output rows, one job
+    each: 1 to every row a band, in 2-D and 3-D, at a stride and a dilation (the plane sweeps)
+    and at stride 1 (the row sweeps, with zero padding), with an activation."""
+    sweeps = count_calls(_core, "window_direct"), count_calls(_direct_rows, "window_rows")
+    for nb in (1, 3, 10**6):
+        monkeypatch.setattr(conv_module, "_bands", lambda planes, rows, workers, per, nb=nb:
+                            min(nb, rows))
+        for shape, k, kw in [((23, 17), (3, 4), dict(stride=(2, 1), dilation=(1, 2))),
+                             ((9, 8, 11), (2, 3, 3), dict(stride=1, dilation=(2, 1, 1))),
+                             ((30, 19), (5, 5), dict(stride=1))]:
+            x = rng.standard_normal((1, 1) + shape).astype(dtype)
+            w = rng.standard_normal((1, 1) + k).astype(dtype)
+            b = rng.standard_normal(1).astype(dtype)
+            kw = dict(kw, padding=2, padding_mode=mode, activation="silu")
+            assert_close(numbaconv.conv(x, w, b, **kw), conv_ref(x, w, b, **kw), dtype)
+    assert sweeps[0][0] > 0 and (sweeps[1][0] > 0) == (mode == "zeros")
+
+
+def test_direct_schedule_bands():
+    """``_bands``: one band with planes enough for twice the workers, else about ``per`` jobs a
+    worker, at most one band a row."""
+    assert conv_module._bands(4, 100, 2, 16) == 1
+    assert conv_module._bands(1, 100, 2, 16) == 32
+    assert conv_module._bands(3, 100, 2, 2) == 2
+    assert conv_module._bands(1, 5, 2, 16) == 5
