@@ -704,19 +704,15 @@ def window_direct(x, w, bias, out, groups, geom, maps, voff, act, zero, nband, w
     s_l = geom[G_STRIDE, last]
     span = (olast - 1) * s_l + 1
     unit = True
-    reach = 0
     for a in range(d):
         if geom[G_STRIDE, a] != 1:
             unit = False
-        reach += (geom[G_OUT, a] - 1) * geom[G_STRIDE, a] * geom[G_VSTR, a]
     njobs = nimg * cout * nband
     nw = max(min(workers, njobs), 1)
     vrows = virtual_row_table(geom, maps)
     orows = output_row_table(geom)
     vl = geom[G_VLEN, last]
-    tap_reach = 0  # the farthest tap from a window's origin
-    for t in range(ntap):
-        tap_reach = max(tap_reach, voff[t])
+    tap_reach = voff[ntap - 1]  # the farthest tap from a window's origin (the offsets ascend)
     acc_all = worker_rows(nw, lv, x, False)
     vp_all = worker_rows(nw, lv, x, False)
     for wk in prange(nw):
