@@ -225,6 +225,10 @@ def conv_transpose(
         out = out.astype(rdt, copy=False)
         return out[0] if tc.unbatched else out
     _, phases = transposed_phases(tuple(in_shape), tuple(kernel), stride_t, dil_t, pads, op)
+    # the phases' parts in the compute dtype (place_planes has no float16), the result
+    # rounded once at the end
+    xb, weight = xb.astype(cdt, copy=False), weight.astype(cdt, copy=False)
+    b = None if b is None else b.astype(cdt, copy=False)
     # the equivalent convolution's weight, spatially flipped and tap-major:
     # (C_out, *kernel, C_in // groups), built once for all phases
     ci = cin // g
@@ -244,6 +248,7 @@ def conv_transpose(
         if part.size:
             place_planes(part.reshape(part.shape[0], cout, -1),
                          out.reshape(out.shape[0], cout, -1), ph.pos, numba.get_num_threads())
+    out = out.astype(rdt, copy=False)
     return out[0] if tc.unbatched else out
 
 

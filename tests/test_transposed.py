@@ -89,6 +89,19 @@ def test_same_gives_input_times_stride_and_is_adjoint(rng, stride, kernel, dilat
     assert abs(np.vdot(cz, x) - np.vdot(z, y)) <= 1e-10 * abs(np.vdot(z, y))
 
 
+@pytest.mark.parametrize("stride, kernel", [(1, 3), (2, 4), (3, 3)])
+def test_float16(rng, stride, kernel):
+    """float16 computed in float32 and rounded once, by col2im and by phases (stride 1 went
+    through the phases' placement, which has no float16, and raised NotImplementedError)."""
+    x = rng.standard_normal((2, 4, 6, 5)).astype(np.float16)
+    w = rng.standard_normal((4, 3, kernel, kernel)).astype(np.float16)
+    y = numbaconv.conv_transpose(x, w, stride=stride, padding=1)
+    assert y.dtype == np.float16
+    ref = conv_transpose_ref(x.astype(np.float64), w.astype(np.float64), stride=stride,
+                             padding=1)
+    assert np.abs(y.astype(np.float64) - ref).max() <= 2e-3 * np.abs(ref).max()
+
+
 def test_unbatched_and_aliases(rng):
     x = rng.standard_normal((3, 6, 5))
     w = rng.standard_normal((3, 2, 3, 3))
