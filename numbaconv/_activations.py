@@ -1,19 +1,23 @@
-"""Activation functions fused into the epilogue of every kernel.
+"""Activation functions fused into the epilogue of every kernel, and gelu after it.
 
 The public names map to small integer codes, so that one compiled kernel
 serves every activation. Kernels apply :func:`activate_run` to each run of
 outputs they have just written (still in cache); the branch on the code is
-taken once per run, so that relu and leaky relu vectorise.
+taken once per run, so that relu and leaky relu vectorise. gelu runs after
+the kernel, over its whole output (:func:`finish_activation`): its vectorised
+float32 form, inlined into every kernel, took 2.5 s of the convolution
+family's cold compile (asv_bench/NOTES.md, attempt 91).
 """
 
 from __future__ import annotations
 
 import math
 
-from numba import njit, types
+import numpy as np
+from numba import njit, prange, types
 from numba.extending import overload
 
-from ._config import CALLED
+from ._config import CALLED, PARALLEL
 from ._vecmath import (
     _INV_SQRT2,
     _INV_SQRT2PI,
@@ -54,17 +58,39 @@ def activation_code(activation: str | None) -> int:
         raise ValueError(f"activation must be one of {names}; got {activation!r}") from None
 
 
+#: gelu's code: the one activation the kernels leave to :func:`finish_activation`
+GELU = 5
+
+
+def kernel_code(code: int) -> int:
+    """The code to give a kernel for activation ``code``: itself, but 0 (none) for gelu,
+    which :func:`finish_activation` then applies."""
+    return 0 if code == GELU else code
+
+
 @njit(**CALLED)
 def activate_run(v, code):
     """Activation ``code`` on every element of the 1-D view ``v``, in place (leaky_relu with
-    slope ``LEAKY_SLOPE``, elu with alpha 1): what the kernels fuse."""
-    activate_run_with(v, code, LEAKY_SLOPE if code == 2 else 1.0)
+    slope ``LEAKY_SLOPE``, elu with alpha 1): what the kernels fuse. gelu is not among
+    them (:func:`kernel_code`): inlined into every kernel, its float32 form took 2.5 s of
+    the family's cold compile (NOTES 91)."""
+    fused_run(v, code, LEAKY_SLOPE if code == 2 else 1.0)
 
 
 @njit(**CALLED)
 def activate_run_with(v, code, param):
     """Activation ``code`` with its parameter (leaky_relu's slope, elu's alpha) on every
-    element of the 1-D view ``v``, in place.
+    element of the 1-D view ``v``, in place."""
+    if code == GELU:
+        for j in range(v.shape[0]):
+            v[j] = _gelu(v[j])
+    else:
+        fused_run(v, code, param)
+
+
+@njit(**CALLED)
+def fused_run(v, code, param):
+    """:func:`activate_run_with` of every code but gelu's.
 
     One loop per branch, so that relu and leaky relu vectorise (the branch per
     element inlined into every kernel's loops did not, and cost compile time:
@@ -85,15 +111,39 @@ def activate_run_with(v, code, param):
     elif code == 4:
         for j in range(n):
             v[j] = _tanh(v[j])
-    elif code == 5:
-        for j in range(n):
-            v[j] = _gelu(v[j])
     elif code == 6:
         for j in range(n):
             v[j] = _silu(v[j])
     elif code == 7:
         for j in range(n):
             v[j] = _elu(v[j], param)
+
+
+#: elements a job of :func:`elementwise`
+_CHUNK = 1 << 14
+
+
+@njit(**PARALLEL)
+def elementwise(src, dst, code, param):
+    """``dst = activation(src)`` (1-D, the same length; ``dst`` may be ``src``), by
+    :func:`activate_run_with`, in parallel chunks."""
+    n = src.shape[0]
+    nchunk = (n + _CHUNK - 1) // _CHUNK
+    for ch in prange(nchunk):
+        i0 = ch * _CHUNK
+        i1 = min(n, i0 + _CHUNK)
+        d = dst[i0:i1]
+        if src.ctypes.data != dst.ctypes.data:
+            d[:] = src[i0:i1]
+        activate_run_with(d, code, param)
+
+
+def finish_activation(out: np.ndarray, code: int) -> None:
+    """Apply activation ``code`` to a kernel's C-contiguous output in place if the kernel
+    did not (:func:`kernel_code`: gelu)."""
+    if code == GELU and out.size:
+        flat = out.reshape(-1)
+        elementwise(flat, flat, code, 1.0)
 
 
 # The per-code functions pick their form when Numba types the caller: float32 through the

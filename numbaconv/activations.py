@@ -11,27 +11,11 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._activations import ACTIVATIONS, activate_run_with
+from ._activations import ACTIVATIONS, elementwise
 from ._config import PARALLEL
 from ._dtypes import as_array, result_dtypes, to_kernel
 
 __all__ = ["elu", "gelu", "leaky_relu", "relu", "sigmoid", "silu", "softmax", "tanh"]
-
-_CHUNK = 1 << 14
-
-
-@njit(**PARALLEL)
-def _elementwise(src, dst, code, param):
-    n = src.shape[0]
-    nchunk = (n + _CHUNK - 1) // _CHUNK
-    for ch in prange(nchunk):
-        i0 = ch * _CHUNK
-        i1 = min(n, i0 + _CHUNK)
-        d = dst[i0:i1]
-        if src.ctypes.data != dst.ctypes.data:
-            d[:] = src[i0:i1]
-        activate_run_with(d, code, param)
-
 
 @njit(**PARALLEL)
 def _softmax_rows(src, dst):
@@ -75,7 +59,7 @@ def _apply(x, out, name: str, param: float) -> np.ndarray:
     src = to_kernel(x, cdt).reshape(-1)
     direct = res.dtype == cdt and res.flags.c_contiguous
     dst = res.reshape(-1) if direct else np.empty(x.size, dtype=cdt)
-    _elementwise(src, dst, ACTIVATIONS[name], float(param))
+    elementwise(src, dst, ACTIVATIONS[name], float(param))
     if not direct:
         res[...] = dst.reshape(x.shape)
     return res

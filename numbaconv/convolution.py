@@ -22,7 +22,7 @@ from . import (
     _winograd,
     _winograd1d,
 )
-from ._activations import activation_code
+from ._activations import activation_code, finish_activation, kernel_code
 from ._dtypes import as_array, result_dtypes, to_kernel
 from ._geometry import (
     G_K,
@@ -162,11 +162,22 @@ def run_window(
     ``out_shape`` its spatial output shape.
     """
     cdt, rdt = result_dtypes(x=xb, weight=w2, bias=bias, depthwise_weight=dw)
+    out = np.empty((xb.shape[0], w2.shape[0]) + tuple(out_shape), dtype=cdt)
+    if xb.shape[0]:
+        _fill_window(out, xb, w2, bias, groups, tab, out_shape, kernel_code(act), dw, mult,
+                     tap_major)
+        finish_activation(out, act)
+    return out.astype(rdt, copy=False)
+
+
+def _fill_window(out: np.ndarray, xb: np.ndarray, w2: np.ndarray, bias: np.ndarray | None,
+                 groups: int, tab: Tables, out_shape: tuple[int, ...], act: int,
+                 dw: np.ndarray | None, mult: int, tap_major: bool) -> None:
+    """:func:`run_window`'s kernels: ``out`` ``(N, C_out, *out_shape)`` in the compute dtype,
+    ``act`` a fused activation's code (:func:`numbaconv._activations.kernel_code`)."""
+    cdt = out.dtype
     nimg, cin = xb.shape[:2]
     cout = w2.shape[0]
-    out = np.empty((nimg, cout) + tuple(out_shape), dtype=cdt)
-    if nimg == 0:
-        return out.astype(rdt, copy=False)
     x3 = to_kernel(xb, cdt).reshape(nimg, cin, -1)
     w2 = w2.astype(cdt, copy=False)
     b = np.zeros(cout, cdt) if bias is None else to_kernel(bias, cdt)
@@ -186,23 +197,23 @@ def run_window(
         else:
             _core.window_direct(x3, wd, b, out3, groups, tab.geom, tab.maps, tab.voff, act, zero,
                                 _bands(nimg * cout, rows, workers, 16), workers)
-        return out.astype(rdt, copy=False)
+        return
     if dw is None and ntap == 1:  # 1 x ... x 1: a matrix product on NCHW, no gather
         _pointwise.onetap(x3, w2.reshape(cout, -1), b, out3, groups, tab, act, workers)
-        return out.astype(rdt, copy=False)
+        return
     if dw is None and _winograd1d.usable(tab, groups, cin, cout):  # 1-D, 3 taps, F(4, 3)
         _winograd1d.winograd1d(x3, wc.reshape(cout, cin, 3), b, out3, tab, act, workers)
-        return out.astype(rdt, copy=False)
+        return
     wino = dw is None and _winograd.usable(tab, groups, cin, cout)
     few_tiles = wino and not _winograd.pays_off(tab, nimg)
     if dw is None and (few_tiles or _implicit.usable(tab, groups, cin, cout)):  # few channels,
         # 1-D, or a batch with too few Winograd tiles for its weight transform
         _implicit.implicit(x3, wc.reshape(cout, -1), b, out3, groups, tab, act, workers)
-        return out.astype(rdt, copy=False)
+        return
     if wino:
         _winograd.winograd(x3, wc.reshape((cout, cin) + tuple(tab.geom[G_K])), b, out3, tab, act,
                            workers)
-        return out.astype(rdt, copy=False)
+        return
     if dw is not None:  # separable: the GEMM is the pointwise part
         wt = w2
         dwT = np.ascontiguousarray(to_kernel(dw, cdt).T)
@@ -214,7 +225,6 @@ def run_window(
     chunk = max(1, min(nimg, _GEMM_PLANE_BYTES // plane))
     _core.window_gemm(x3, wk, wp, bp, b, out3, groups, tab.geom, tab.maps, tab.voff, dwT, mult,
                       act, _tile(wk.shape[1], cdt.itemsize), chunk, zero, workers)
-    return out.astype(rdt, copy=False)
 
 
 def conv(
@@ -570,7 +580,8 @@ def _separable_bands(sc: SeparableCall, tab: Tables, act: int) -> np.ndarray | N
     b = np.zeros(cout, cdt) if sc.bias is None else to_kernel(sc.bias, cdt)
     _separable_rows.separable(to_kernel(xb, cdt).reshape(nimg, cin, -1),
                               to_kernel(dw, cdt).reshape(cdw, -1), to_kernel(pw, cdt), b,
-                              out.reshape(nimg, cout, -1), tab, rows, act, workers)
+                              out.reshape(nimg, cout, -1), tab, rows, kernel_code(act), workers)
+    finish_activation(out, act)
     return out.astype(rdt, copy=False)
 
 

@@ -16,7 +16,7 @@ import numba
 import numpy as np
 
 from . import _deform_kernels
-from ._activations import activation_code
+from ._activations import activation_code, finish_activation, kernel_code
 from ._dtypes import as_array, result_dtypes, to_kernel
 from ._geometry import G_INSTR, Padding, Window, conv_window, kernel_tables
 from ._microkernel import gemm_weights
@@ -208,7 +208,8 @@ def _run(xb: np.ndarray, ob: np.ndarray, weight: np.ndarray, bias: np.ndarray | 
     tile = _tile(wk.shape[1], cdt.itemsize)
     _deform_kernels.window_deform(
         x3, o3, m3, wk, wp, bp, b, out.reshape(nimg, cout, -1), groups, *geo,
-        act, tile, chunk, cdt.type(0), cdt.type(1), numba.get_num_threads())
+        kernel_code(act), tile, chunk, cdt.type(0), cdt.type(1), numba.get_num_threads())
+    finish_activation(out, act)
     return out.astype(rdt, copy=False)
 
 

@@ -30,7 +30,7 @@ import numba
 import numpy as np
 
 from . import _col2im
-from ._activations import activation_code
+from ._activations import activation_code, finish_activation, kernel_code
 from ._core import place_planes
 from ._dtypes import as_array, result_dtypes, to_kernel
 from ._geometry import (
@@ -221,7 +221,8 @@ def conv_transpose(
         _col2im.conv_transpose_gemm(
             to_kernel(xb, cdt), weight.astype(cdt, copy=False),
             np.zeros(cout, cdt) if b is None else to_kernel(b, cdt), g, stride_t, dil_t, pads,
-            out, act, numba.get_num_threads())
+            out, kernel_code(act), numba.get_num_threads())
+        finish_activation(out, act)
         out = out.astype(rdt, copy=False)
         return out[0] if tc.unbatched else out
     _, phases = transposed_phases(tuple(in_shape), tuple(kernel), stride_t, dil_t, pads, op)

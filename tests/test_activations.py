@@ -193,3 +193,55 @@ def test_gradients_within_one_rounding(rng, name, dtype):
     same = (got == wd) | (np.isnan(got) & np.isnan(wd))
     bad = ~(same | within)
     assert not bad.any(), list(zip(x[bad][:5], got[bad][:5], want[bad][:5]))
+
+
+#: ``activation=`` names -> the standalone function with the fused parameters
+FUSED_AS = {
+    "relu": numbaconv.relu,
+    "leaky_relu": lambda y: numbaconv.leaky_relu(y, 0.01),
+    "elu": lambda y: numbaconv.elu(y, 1.0),
+    "gelu": numbaconv.gelu,
+    "sigmoid": numbaconv.sigmoid,
+    "tanh": numbaconv.tanh,
+    "silu": numbaconv.silu,
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_activation_argument_as_the_standalone_function(rng, dtype):
+    """Every entry point's ``activation=`` is the standalone function applied to its plain
+    result, on every path: the kernels fuse all but gelu, which runs after them
+    (``_activations.finish_activation``), before the float16 result's rounding."""
+    def arr(*shape):
+        return rng.standard_normal(shape).astype(dtype)
+
+    x, x1 = arr(2, 16, 9, 9), arr(2, 64, 30)
+    off = 0.5 * arr(2, 18, 9, 9)
+    calls = [
+        lambda a: numbaconv.depthwise_conv(x, arr(16, 1, 3, 3), padding=1, activation=a),
+        lambda a: numbaconv.conv(x, arr(4, 16, 2, 2), activation=a),  # direct (few outputs)
+        lambda a: numbaconv.conv(x, arr(24, 16, 1, 1), arr(24), activation=a),  # one tap
+        lambda a: numbaconv.conv(x, arr(24, 16, 3, 3), padding=1, activation=a),
+        lambda a: numbaconv.conv(x, arr(24, 16, 5, 5), stride=2, activation=a),
+        lambda a: numbaconv.conv(x1, arr(32, 64, 3), activation=a),  # 1-D Winograd
+        lambda a: numbaconv.separable_conv(x, arr(16, 1, 3, 3), arr(24, 16), padding=1,
+                                           activation=a),
+        lambda a: numbaconv.deform_conv(x, off, arr(24, 16, 3, 3), padding=1, activation=a),
+        lambda a: numbaconv.conv_transpose(x, arr(16, 8, 4, 4), stride=2, padding=1,
+                                           activation=a),
+        lambda a: numbaconv.conv_transpose(x, arr(16, 8, 3, 3), activation=a),
+    ]
+    for run in calls:
+        state = rng.bit_generator.state
+        plain = run(None)
+        for name, standalone in FUSED_AS.items():
+            rng.bit_generator.state = state  # the same weights
+            y = run(name)
+            assert y.dtype == dtype
+            expected = standalone(plain.astype(np.float64))
+            if dtype == np.float16:  # activated in float32, then rounded once (the expected
+                # value's input was rounded too: two roundings of float16's 2**-11 apart)
+                scale = np.abs(expected).max()
+                np.testing.assert_allclose(y, expected, rtol=0, atol=4e-3 * scale)
+            else:
+                assert_close(y, expected, dtype)
