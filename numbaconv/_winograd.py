@@ -58,8 +58,17 @@ from ._microkernel import (
 
 #: tiles per job (their transforms stay in the worker's L2)
 _TILES = 64
-#: calls with fewer tiles times points go to the implicit GEMM (:func:`pays_off`)
+#: with weights of ``_BIG_WEIGHTS`` or more, images of at most half this many tiles go
+#: several to a job, up to this many tiles (the products then read the transformed weights
+#: once for all of them: NOTES 93)
+_IMAGE_TILES = 128
+#: calls with fewer tiles times points go to the implicit GEMM (:func:`pays_off`), or with
+#: fewer than ``_MIN_PRODUCTS_BIG`` when the weights take ``_BIG_WEIGHTS`` bytes or more and
+#: a point's transformed weights at most ``_POINT_WEIGHTS`` (they stay in L2)
 _MIN_PRODUCTS = 4096
+_MIN_PRODUCTS_BIG = 2048
+_BIG_WEIGHTS = 1024 * 1024
+_POINT_WEIGHTS = 1024 * 1024
 
 
 def axis_tiles(n_out: int, dil: int) -> tuple[np.ndarray, np.ndarray]:
@@ -144,17 +153,25 @@ def transformed_panels(m: np.ndarray, w3: np.ndarray, nr: int) -> np.ndarray:
     return up.reshape(m.shape[0] * npan, cin, nr)
 
 
-def pays_off(tab: Tables, nimg: int) -> bool:
+def pays_off(tab: Tables, nimg: int, cin: int, cout: int, itemsize: int) -> bool:
     """Whether the call has enough tiles for Winograd's weight transform to pay off.
 
     The transform writes ``4^d / 3^d`` times the weights, whatever the batch:
     with 512 channels it took longer than the products of a batch-1 7x7
     image (NOTES 75). Winograd takes more than ``_MIN_PRODUCTS`` tile-point
     products a channel pair in all (images times tiles per image times
-    ``4^d``: 256 tiles in 2-D, 64 in 3-D); fewer go to the implicit GEMM.
+    ``4^d``: 256 tiles in 2-D, 64 in 3-D), or at least ``_MIN_PRODUCTS_BIG``
+    when the implicit GEMM would read weights of ``_BIG_WEIGHTS`` or more
+    again for every image (flat mode) while a point's transformed weights,
+    ``_POINT_WEIGHTS`` at most, stay in L2 for all of a job's images (NOTES
+    93: (8,1024,7,7)->1024, 4 MB a point, took 37 ms there against 26); fewer
+    go to the implicit GEMM.
     """
     tiles = nimg * math.prod(tile_plan(tab.geom, _TILES).ntax.tolist())
-    return tiles * 4 ** tab.geom.shape[1] > _MIN_PRODUCTS
+    products = tiles * 4 ** tab.geom.shape[1]
+    point = cin * cout * itemsize
+    big = point * 3 ** tab.geom.shape[1] >= _BIG_WEIGHTS and point <= _POINT_WEIGHTS
+    return products > _MIN_PRODUCTS or (big and products >= _MIN_PRODUCTS_BIG)
 
 
 def usable(tab: Tables, groups: int, cin: int, cout: int) -> bool:
@@ -500,10 +517,10 @@ def job_rows(geom, ntax, starts, masks, tr0, ntr, idx, rvo, roo, rmk):
 
 
 @njit(**CALLED)
-def job_inputs(xn, geom, maps, vrows, st, j0, nj, ntr, rvo, vrstep, slab, v, rows, pw, zero):
+def job_inputs(xn, geom, maps, vrows, st, j0, nj, ntr, rvo, vrstep, slab, v, t0, rows, pw, zero):
     """The input transform of a job's tiles: ``V[xi, q, t, :]`` in panels of ``pw`` channels.
 
-    Tile ``t = i * nj + j`` is tile ``j0 + j`` (starts ``st``) of row ``i``; row
+    Tile ``t = t0 + i * nj + j`` is tile ``j0 + j`` (starts ``st``) of row ``i``; row
     ``(xi * npc + q) * rows + t`` of ``v`` (rows ``pw`` long, ``npc`` panels)
     holds channels ``q * pw ...`` of point ``xi``; columns past the last
     channel are not written.
@@ -525,7 +542,7 @@ def job_inputs(xn, geom, maps, vrows, st, j0, nj, ntr, rvo, vrstep, slab, v, row
         slab_transform(xn, geom, maps, vrows, rvo[i] // vl, vrstep, col0, width, slab, zero)
         for j in range(nj):
             col = (st[j0 + j] - col0) * nc
-            t = i * nj + j
+            t = t0 + i * nj + j
             for r in range(nl):
                 for q in range(npc):
                     input_line(slab, r * rl + col + q * pw, dl * nc, v,
@@ -582,7 +599,7 @@ def job_outputs(mm, orow, bias, cout, rows, cnt, d, y0, y1, ntr, rmk, roo, ooff,
 
 @njit(**PARALLEL)
 def winograd_conv(x, up, bz, bias, out, geom, maps, ntax, starts, masks, vrstep, ooff, seg, grp,
-                  act, zero, workers):
+                  imgs, act, zero, workers):
     """Convolution of a ``3 x ... x 3`` kernel at stride 1 by F(2, 3) per axis.
 
     x (N, C_in, L_in); ``up`` the transformed weights as panels
@@ -590,7 +607,10 @@ def winograd_conv(x, up, bz, bias, out, geom, maps, ntax, starts, masks, vrstep,
     out (N, C_out, L_out) is written whole. ``ntax`` to ``grp``: the
     :class:`TilePlan`. A job is ``grp`` rows of tiles (along the leading axes)
     times ``seg`` tiles of the last axis; it builds the virtual rows it reads
-    itself (they stay in cache; no padded copy of the input).
+    itself (they stay in cache; no padded copy of the input). With ``imgs >
+    1`` (small images: ``grp`` and ``seg`` then cover one) a job is ``imgs``
+    whole images, so that each job's products read the transformed weights
+    once for all their tiles (NOTES 93).
     """
     nimg, nc, _ = x.shape
     cout = bias.shape[0]
@@ -600,9 +620,10 @@ def winograd_conv(x, up, bz, bias, out, geom, maps, ntax, starts, masks, vrstep,
     nl = vrstep.shape[0]  # 4^(d-1)
     vl = geom[G_VLEN, last]
     dl = geom[G_DIL, last]
-    per_img = jobs_per_image(ntax, seg, grp)
-    rows = (grp * seg + MR - 1) // MR * MR
-    nw = max(min(workers, nimg * per_img), 1)
+    per_img = jobs_per_image(ntax, seg, grp)  # (1 with imgs > 1)
+    njobs = nimg * per_img if imgs == 1 else (nimg + imgs - 1) // imgs
+    rows = (grp * seg * imgs + MR - 1) // MR * MR
+    nw = max(min(workers, njobs), 1)
     vrows = virtual_row_table(geom, maps)
     slab_all = worker_rows(nw, nl * vl * nc, x, False)
     v_all = worker_rows(nw, npt * rows * nc, x, True)
@@ -610,7 +631,6 @@ def winograd_conv(x, up, bz, bias, out, geom, maps, ntax, starts, masks, vrstep,
     y_all = np.empty((nw, 2, padded(npt // 2 * rows)), dtype=x.dtype)
     tr_all = np.empty((nw, 3, padded(grp)), dtype=np.int64)
     idx_all = np.zeros((nw, padded(d)), dtype=np.int64)
-    njobs = nimg * per_img
     for wk in prange(nw):
         slab = slab_all[wk]
         v = v_all[wk]
@@ -620,14 +640,18 @@ def winograd_conv(x, up, bz, bias, out, geom, maps, ntax, starts, masks, vrstep,
         rmk = tr_all[wk, 2]
         idx = idx_all[wk]
         for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
-            nn, tr0, ntr, j0, nj = job_span(job, ntax, seg, grp)
-            cnt = ntr * nj
+            nn, tr0, ntr, j0, nj = job_span(job * imgs, ntax, seg, grp)
+            nimj = min(imgs, nimg - nn)
             job_rows(geom, ntax, starts, masks, tr0, ntr, idx, rvo, roo, rmk)
-            job_inputs(x[nn], geom, maps, vrows, starts[last], j0, nj, ntr, rvo, vrstep, slab,
-                       v, rows, nc, zero)
-            point_products(v, up, bz, mm, cnt, rows, nc, cout)
-            job_outputs(mm, out[nn], bias, cout, rows, cnt, d, y_all[wk, 0], y_all[wk, 1], ntr,
-                        rmk, roo, ooff, starts[last], masks[last], j0, nj, dl, act)
+            for k in range(nimj):
+                job_inputs(x[nn + k], geom, maps, vrows, starts[last], j0, nj, ntr, rvo, vrstep,
+                           slab, v, k * ntr * nj, rows, nc, zero)
+            cnt = ntr * nj  # tiles an image
+            point_products(v, up, bz, mm, nimj * cnt, rows, nc, cout)
+            for k in range(nimj):  # (image k's products from tile k * cnt of each row of mm)
+                job_outputs(mm[k * cnt:], out[nn + k], bias, cout, rows, cnt, d, y_all[wk, 0],
+                            y_all[wk, 1], ntr, rmk, roo, ooff, starts[last], masks[last], j0, nj,
+                            dl, act)
 
 
 class TilePlan(NamedTuple):
@@ -675,5 +699,14 @@ def winograd(x3: np.ndarray, w: np.ndarray, bias: np.ndarray, out3: np.ndarray, 
     :mod:`numbaconv._core`.
     """
     up, bp = transformed_weights(w)
-    winograd_conv(x3, up, bp[0], bias, out3, tab.geom, tab.maps, *tile_plan(tab.geom, _TILES),
-                  act, x3.dtype.type(0), workers)
+    plan = tile_plan(tab.geom, _TILES)
+    per_img = math.prod(plan.ntax.tolist())
+    imgs = 1
+    if 2 * per_img <= _IMAGE_TILES and w.nbytes >= _BIG_WEIGHTS:
+        # small images, large weights: whole images a job, a worker's share at most (NOTES 93)
+        imgs = min(_IMAGE_TILES // per_img, -(-x3.shape[0] // max(workers, 1)))
+    if imgs > 1:
+        last = int(plan.ntax[-1])
+        plan = plan._replace(seg=last, grp=per_img // last)
+    winograd_conv(x3, up, bp[0], bias, out3, tab.geom, tab.maps, *plan, imgs, act,
+                  x3.dtype.type(0), workers)

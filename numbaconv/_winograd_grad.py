@@ -240,7 +240,7 @@ def winograd_weight_grad(x, gout, geom, maps, ntax, starts, masks, vrstep, ooff,
             cnt = ntr * nj
             job_rows(geom, ntax, starts, masks, tr0, ntr, idx, rvo, roo, rmk)
             job_inputs(x[nn], geom, maps, vrows, starts[last], j0, nj, ntr, rvo, vrstep, slab,
-                       v, cnt, nr, zero)
+                       v, 0, cnt, nr, zero)
             job_grads(gout[nn], d, cnt, cpad, y0, y1, dy, ntr, rmk, roo, ooff, starts[last],
                       masks[last], j0, nj, dl, zero)
             grad_products(dy, v, sc, zb, acc, cnt, cpad, cout, nc)

@@ -205,7 +205,7 @@ def _fill_window(out: np.ndarray, xb: np.ndarray, w2: np.ndarray, bias: np.ndarr
         _winograd1d.winograd1d(x3, wc.reshape(cout, cin, 3), b, out3, tab, act, workers)
         return
     wino = dw is None and _winograd.usable(tab, groups, cin, cout)
-    few_tiles = wino and not _winograd.pays_off(tab, nimg)
+    few_tiles = wino and not _winograd.pays_off(tab, nimg, cin, cout, cdt.itemsize)
     if dw is None and (few_tiles or _implicit.usable(tab, groups, cin, cout)):  # few channels,
         # 1-D, or a batch with too few Winograd tiles for its weight transform
         _implicit.implicit(x3, wc.reshape(cout, -1), b, out3, groups, tab, act, workers)

@@ -7,6 +7,7 @@ was taken. 1-D cases check that the tile GEMM kept them.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 from checks import assert_close
@@ -14,6 +15,8 @@ from reference import conv_ref, conv_transpose_ref, conv_weight_grad_ref
 
 import numbaconv
 from numbaconv import _implicit, _winograd, _winograd_grad
+from numbaconv._geometry import conv_window
+from numbaconv.convolution import kernel_tables
 
 MODES = ["zeros", "reflect", "replicate", "circular", "symmetric"]
 DTYPES = [np.float32, np.float64]
@@ -43,6 +46,50 @@ def test_matches_reference(rng, calls, d, mode, dtype):
     assert calls[0] == int(d > 1)
     assert y.dtype == dtype
     assert_close(y, conv_ref(x, w, b, **kw), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_several_small_images_a_job(rng, calls, monkeypatch, dtype):
+    """Small images go several to a job (``_IMAGE_TILES``): 1, 2 or 3 of 7 images a
+    job (a ragged last job), in 2-D and 3-D, with stepped-back tiles, a dilation, the
+    padding modes, bias and activations."""
+    monkeypatch.setattr(_winograd, "_BIG_WEIGHTS", 0)  # (any weights)
+    seen = []
+    run = _winograd.winograd_conv
+    monkeypatch.setattr(_winograd, "winograd_conv",
+                        lambda *a: (seen.append(a[-4]), run(*a))[1])  # (its ``imgs``)
+    cases = [((5, 7), 1, "zeros", "relu"), ((6, 6), (2, 1), "circular", None),
+             ((3, 5, 4), 1, "reflect", "gelu")]
+    for shape, dilation, mode, act in cases:
+        d = len(shape)
+        x = rng.standard_normal((7, 16) + shape).astype(dtype)
+        w = rng.standard_normal((17, 16) + (3,) * d).astype(dtype)
+        b = rng.standard_normal(17).astype(dtype)
+        kw = dict(padding=1, dilation=dilation, padding_mode=mode, activation=act)
+        ref = conv_ref(x, w, b, **kw)
+        tab = kernel_tables(conv_window(shape, (3,) * d, 1, 1, dilation), mode)
+        per_img = int(np.prod(_winograd.tile_plan(tab.geom, _winograd._TILES).ntax))
+        for share in (1, 2, 3):
+            monkeypatch.setattr(_winograd, "_IMAGE_TILES", share * per_img)
+            seen.clear()
+            assert_close(numbaconv.conv(x, w, b, **kw), ref, dtype)
+            want = 1 if share == 1 else min(share, -(-7 // numba.get_num_threads()))
+            assert seen == [want], (shape, share, seen)
+    assert calls[0] == 9
+
+
+def test_few_tiles_with_large_weights_take_winograd():
+    """2048 tile-point products a channel pair are enough when the weights take 1 MB or more
+    (the implicit GEMM reads them again for every image) and a point's transformed weights
+    at most 1 MB (they stay in L2); else more than 4096."""
+    tab = kernel_tables(conv_window((7, 7), (3, 3), 1, 1, 1))  # 16 tiles an image
+    assert _winograd.pays_off(tab, 8, 256, 256, 4)  # 8 x 16 x 16 = 2048; 2.4 MB, 256 KB
+    assert _winograd.pays_off(tab, 8, 512, 512, 4)  # 9.4 MB, 1 MB a point
+    assert not _winograd.pays_off(tab, 7, 512, 512, 4)
+    assert not _winograd.pays_off(tab, 8, 160, 160, 4)  # 922 KB of weights
+    assert not _winograd.pays_off(tab, 8, 1024, 1024, 4)  # 4 MB a point
+    assert not _winograd.pays_off(tab, 8, 512, 512, 8)
+    assert _winograd.pays_off(tab, 17, 16, 16, 4)  # more than 4096, whatever the weights
 
 
 @pytest.fixture
