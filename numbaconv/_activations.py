@@ -59,7 +59,7 @@ def activation_code(activation: str | None) -> int:
 
 
 #: gelu's code: the one activation the kernels leave to :func:`finish_activation`
-GELU = 5
+GELU = ACTIVATIONS["gelu"]
 
 
 def kernel_code(code: int) -> int:

@@ -14,6 +14,7 @@ CONV_CASES = {
     "conv2d 3x3 batch 1": ((1, 64, 56, 56), (64, 64, 3, 3), {"padding": 1}),
     "conv2d 3x3 late layer (1,512,7,7)": ((1, 512, 7, 7), (512, 512, 3, 3), {"padding": 1}),
     "conv2d 3x3 late layer (8,256,14,14)": ((8, 256, 14, 14), (256, 256, 3, 3), {"padding": 1}),
+    "conv2d 3x3 late layer (8,512,7,7)": ((8, 512, 7, 7), (512, 512, 3, 3), {"padding": 1}),
     "conv2d 7x7 s2 (8,3,224,224)": ((8, 3, 224, 224), (64, 3, 7, 7), {"stride": 2, "padding": 3}),
     "conv2d 3x3 dilation 2": ((4, 64, 64, 64), (64, 64, 3, 3), {"padding": 2, "dilation": 2}),
     "conv1d k3 dilation 4": ((16, 64, 16000), (64, 64, 3), {"dilation": 4}),
