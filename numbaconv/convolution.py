@@ -265,9 +265,10 @@ def conv(
         input), the edge sample, the periodic continuation, or the reflection
         repeating the edge (``numpy.pad`` ``'symmetric'``, which
         ``scipy.ndimage`` calls ``'reflect'``).
-    activation : {None, 'relu', 'leaky_relu', 'sigmoid', 'tanh', 'gelu', 'silu'}
-        Applied after the bias in the same pass that writes the output
-        (``leaky_relu`` with slope 0.01, ``gelu`` in its exact erf form).
+    activation : {None, 'relu', 'leaky_relu', 'sigmoid', 'tanh', 'gelu', 'silu', 'elu'}
+        Applied after the bias, in the pass that writes the output; gelu (in
+        its exact erf form) in one more pass over it (``leaky_relu`` with
+        slope 0.01, ``elu`` with alpha 1).
 
     Returns
     -------

@@ -93,7 +93,7 @@ def deform_conv(
     mask : array_like, shape (N, offset_groups * T, *out_spatial), optional
         Multiplies each sample (used as given, so a NaN mask value gives NaN).
     activation : {None, 'relu', 'leaky_relu', 'sigmoid', 'tanh', 'gelu', 'silu', 'elu'}
-        Applied after the bias, in the same pass, as in :func:`numbaconv.conv`.
+        Applied after the bias, as in :func:`numbaconv.conv`.
 
     Returns
     -------

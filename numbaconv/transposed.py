@@ -185,7 +185,7 @@ def conv_transpose(
         ``max(stride, dilation)``.
     groups : int
     activation : str or None
-        As in :func:`numbaconv.conv`, fused into the same pass.
+        As in :func:`numbaconv.conv`.
     output_size : tuple of d ints (or the full ``(N, C, *spatial)``), optional
         Picks ``output_padding``, as ``torch.nn.ConvTranspose*d`` does.
 
