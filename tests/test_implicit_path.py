@@ -214,7 +214,7 @@ def test_flat_mode_only_at_stride_1_beyond_1d(rng, calls, flat):
 def test_flat_mode_for_narrow_rows(rng, calls, flat_choices, dtype):
     """Rows at most half a vector long take flat mode whatever the weights' size; longer
     rows with small weights keep the row jobs."""
-    half = 32 // np.dtype(dtype).itemsize
+    half = _microkernel.VECTOR_BYTES // 2 // np.dtype(dtype).itemsize  # half a vector
     w = rng.standard_normal((16, 20, 3, 3)).astype(dtype)
     for n, flat_taken in [(half, True), (half + 1, False)]:
         x = rng.standard_normal((1, 20, 5, n)).astype(dtype)
