@@ -66,6 +66,7 @@ from ._microkernel import (
     tap_block1,
     tap_block2,
     transpose_block,
+    vector_loop,
 )
 from ._winograd import point_products, transformed_panels
 
@@ -230,15 +231,14 @@ def _input_codegen(context, builder, sig, args):
     def const(c):
         return _const(mv.vty, c)
 
-    def body(j):
-        ok = mv.lanes_below(builder, j, n_v)
-        a = [builder.call(mv.load, [mv.pointer(builder, sp, builder.add(
-            j, builder.mul(ss, ir.Constant(i64, k)))), mv.align, ok, mv.zero]) for k in range(6)]
+    def body(j, ok):
+        a = [mv.read(builder, mv.pointer(builder, sp, builder.add(
+            j, builder.mul(ss, ir.Constant(i64, k)))), ok) for k in range(6)]
         for i, o in enumerate(_input_transform(builder, a, const)):
-            builder.call(mv.store, [o, mv.pointer(builder, dp, builder.add(
-                j, builder.mul(ds, ir.Constant(i64, i)))), mv.align, ok])
+            mv.write(builder, o, mv.pointer(builder, dp, builder.add(
+                j, builder.mul(ds, ir.Constant(i64, i)))), ok)
 
-    counted_loop(builder, n_v, mv.vl, body, "wino_in")
+    vector_loop(builder, mv, n_v, body, "wino_in")
     return context.get_dummy_value()
 
 
