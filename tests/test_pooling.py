@@ -72,6 +72,26 @@ def test_nan_wins_and_its_index(rng):
     np.testing.assert_array_equal(numbaconv.max_pool(x, 3, 2, 1), ry)  # without indices too
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel, stride, padding", [(3, 2, 1), (2, 2, 0), (3, 1, 1), (4, 3, 2)])
+def test_long_rows_in_vectors(rng, dtype, kernel, stride, padding):
+    """Rows of many vectors and a partial last one (strides 1 and 2 run in explicit vectors):
+    NaN wins wherever it sits in a vector, inf and -inf are kept, sums match; a NaN at the very
+    end of each row reaches only the windows that hold it."""
+    x = rng.standard_normal((1, 2, 4, 77)).astype(dtype)
+    spots = rng.random(x.shape)
+    x[spots < 0.05] = np.nan
+    x[(spots >= 0.05) & (spots < 0.08)] = np.inf
+    x[(spots >= 0.08) & (spots < 0.11)] = -np.inf
+    x[0, 1, :, -1] = np.nan
+    args = ((kernel,) * 2, (stride,) * 2, (padding,) * 2, (1, 1), False)
+    ry, _ = pool_ref(x, "max", *args)
+    np.testing.assert_array_equal(numbaconv.max_pool(x, kernel, stride, padding), ry.astype(dtype))
+    xf = rng.standard_normal(x.shape).astype(dtype)
+    assert_close(numbaconv.avg_pool(xf, kernel, stride, padding), pool_ref(xf, "avg", *args),
+                 dtype)
+
+
 def test_all_minus_inf_window_keeps_first_valid_index():
     x = np.full((1, 1, 4, 4), -np.inf)
     y, idx = numbaconv.max_pool(x, 3, 2, 1, return_indices=True)
