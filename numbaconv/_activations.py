@@ -15,9 +15,10 @@ import math
 
 import numpy as np
 from numba import njit, prange, types
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 from ._config import CALLED, PARALLEL
+from ._microkernel import _splat, copy_row, masked_vectors, opaque, vector_loop
 from ._vecmath import (
     _INV_SQRT2,
     _INV_SQRT2PI,
@@ -77,6 +78,39 @@ def activate_run(v, code):
     fused_run(v, code, LEAKY_SLOPE if code == 2 else 1.0)
 
 
+@intrinsic
+def rectify_run(typingctx, v, n, leaky, slope):
+    """``v[j] = x if not x < 0 else (slope * x if leaky else 0)`` for ``j < n``, in place.
+
+    relu (``leaky`` False) and leaky relu on a C-contiguous 1-D float array, in
+    explicit vectors, every element stored: written as a loop, LLVM stores only
+    the negative lanes, with a masked store, slow on AVX2 (NOTES 96;
+    :func:`numbaconv._microkernel.opaque`). NaN, ``-0.0`` and ``inf`` stay as
+    they are; relu gives ``+0.0`` for ``-inf``.
+    """
+    sig = types.none(v, n, leaky, slope)
+
+    def codegen(context, builder, sig, args):
+        mv = masked_vectors(context, builder, sig.args[0].dtype)
+        p = context.make_array(sig.args[0])(context, builder, args[0]).data
+        n_v = context.cast(builder, args[1], sig.args[1], types.int64)
+        is_leaky = context.cast(builder, args[2], sig.args[2], types.boolean)
+        s = _splat(builder, context.cast(builder, args[3], sig.args[3], sig.args[0].dtype),
+                   mv.vty)
+
+        def body(j, ok):
+            ptr = mv.pointer(builder, p, j)
+            x = mv.read(builder, ptr, ok)
+            low = builder.select(is_leaky, builder.fmul(x, s), mv.zero)
+            mv.write(builder, builder.select(builder.fcmp_ordered("<", x, mv.zero), low,
+                                             opaque(builder, x)), ptr, ok)
+
+        vector_loop(builder, mv, n_v, body, "rectify")
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @njit(**CALLED)
 def activate_run_with(v, code, param):
     """Activation ``code`` with its parameter (leaky_relu's slope, elu's alpha) on every
@@ -98,13 +132,9 @@ def fused_run(v, code, param):
     """
     n = v.shape[0]
     if code == 1:
-        for j in range(n):
-            if v[j] < 0:
-                v[j] = 0
+        rectify_run(v, n, False, param)
     elif code == 2:
-        for j in range(n):
-            if v[j] < 0:
-                v[j] = v[j] * param
+        rectify_run(v, n, True, param)
     elif code == 3:  # a loop per code: each inlines just its own function
         for j in range(n):
             v[j] = _sigmoid(v[j])
@@ -134,7 +164,7 @@ def elementwise(src, dst, code, param):
         i1 = min(n, i0 + _CHUNK)
         d = dst[i0:i1]
         if src.ctypes.data != dst.ctypes.data:
-            d[:] = src[i0:i1]
+            copy_row(src, i0, dst, i0, i1 - i0)
         activate_run_with(d, code, param)
 
 
