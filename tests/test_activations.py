@@ -43,6 +43,21 @@ def test_elementwise(rng, name, dtype):
     assert_close(out, expected, dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_and_leaky_relu_exact_on_every_lane(rng, dtype):
+    """relu and leaky relu in place and not, on runs of whole vectors and a partial last one,
+    with inf, -inf, NaN and zeros in every lane position: exact."""
+    x = rng.standard_normal(77).astype(dtype)
+    x[rng.integers(0, 77, 20)] = rng.choice([np.inf, -np.inf, np.nan, 0.0, -0.0], 20)
+    with np.errstate(invalid="ignore"):
+        for f, want in [(numbaconv.relu, np.where(x < 0, 0, x)),
+                        (lambda a, **k: numbaconv.leaky_relu(a, 0.3, **k),
+                         np.where(x < 0, x * dtype(0.3), x))]:
+            np.testing.assert_array_equal(f(x), want)
+            inplace = x.copy()
+            np.testing.assert_array_equal(f(inplace, out=inplace), want)
+
+
 def test_nan_propagates_and_integers_give_float64():
     x = np.array([np.nan, -1.0, 2.0])
     for f, _ in REFS.values():
