@@ -35,11 +35,14 @@ from ._microkernel import (
 _MIN_ROWS = 64
 #: the weight rows of one split of the output channels take at most this (they stay in L2)
 _ROWS_BYTES = 512 * 1024
-#: with more input and output than this (they come from memory, not the caches), a job
-#: packs a run of up to ``_RUN_PANELS`` panels of positions, within ``_PANELS_BYTES``, so
-#: that each input row is read as one stream the hardware prefetcher follows (NOTES 68)
-_STREAM_BYTES = 16 * 1024 * 1024
+#: a job packs a run of up to ``_RUN_PANELS`` panels of positions (leaving about four jobs a
+#: worker), so that each block of weight rows is read once a run rather than once a panel
+#: (NOTES 97), within ``_RUN_BYTES``; with more input and output than ``_STREAM_BYTES`` (they
+#: come from memory, not the caches), within ``_PANELS_BYTES``, so that each input row is
+#: read as one stream the hardware prefetcher follows (NOTES 68)
 _RUN_PANELS = 16
+_RUN_BYTES = 64 * 1024
+_STREAM_BYTES = 16 * 1024 * 1024
 _PANELS_BYTES = 256 * 1024
 
 
@@ -79,11 +82,10 @@ def onetap(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray, g
     nr = 2 * (VECTOR_BYTES // x3.itemsize)
     npan = -(-x3.shape[0] * out3.shape[2] // nr)
     cg = x3.shape[1] // groups
-    per = 1
-    if x3.nbytes + out3.nbytes > _STREAM_BYTES:  # panels per job: within the budget, and
-        # enough jobs for the workers
-        per = max(1, min(_RUN_PANELS, _PANELS_BYTES // max(cg * nr * x3.itemsize, 1),
-                         npan // (4 * workers)))
+    budget = _PANELS_BYTES if x3.nbytes + out3.nbytes > _STREAM_BYTES else _RUN_BYTES
+    per = max(1, min(_RUN_PANELS, budget // max(cg * nr * x3.itemsize, 1),
+                     npan // (4 * workers)))  # panels a job: within the budget, and enough
+    # jobs for the workers
     onetap_conv(x3, whole_row_blocks(w2, groups), bias, out3, groups, src, contig, act,
                 x3.dtype.type(0), per, workers)
 

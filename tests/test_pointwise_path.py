@@ -98,7 +98,8 @@ def test_backward_on_the_path(rng, calls):
 @pytest.mark.parametrize("mode", ["zeros", "reflect", "circular"])
 @pytest.mark.parametrize("d", [1, 2])
 def test_runs_of_panels(rng, calls, monkeypatch, d, mode, dtype):
-    """Jobs of several panels (taken for inputs from memory), forced on small shapes.
+    """Jobs of several panels (taken wherever the panels leave enough jobs), forced on small
+    shapes through the budget for inputs from memory.
 
     Runs that span images, a narrow or wide last panel, strided and padded
     sources, groups, and budgets of one to four panels a job.
