@@ -327,6 +327,18 @@ def sgemm_gflops(threads: int) -> float:
     return 2 * 1024**3 / (ms * 1e6)
 
 
+def _cpu() -> str:
+    """The CPU LLVM compiles for and the vector width the kernels use (ratios differ between
+    AVX2 and AVX-512 hosts: asv_bench/NOTES.md, attempt 94)."""
+    import llvmlite.binding as llvm
+
+    from ._microkernel import VECTOR_BYTES
+
+    name = numba.config.CPU_NAME or llvm.get_host_cpu_name()
+    isa = {64: "AVX-512", 32: "AVX2"}.get(VECTOR_BYTES, f"{8 * VECTOR_BYTES}-bit vectors")
+    return f"{name} ({isa})"
+
+
 def run(quick: bool = False, repeat: int = 10, threads: int = 2,
         progress: bool = True) -> tuple[list[Row], dict]:
     """Measure every case; returns the rows and the run's settings."""
@@ -350,6 +362,7 @@ def run(quick: bool = False, repeat: int = 10, threads: int = 2,
     if progress:
         _progress(len(cs), len(cs), "done")
     info = {
+        "cpu": _cpu(),
         "numbaconv": numbaconv.__version__,
         "numba": numba.__version__,
         "numpy": np.__version__,
@@ -378,7 +391,8 @@ def format_table(rows: list[Row], info: dict) -> str:
     out += [line(v.rjust(w) if j >= 2 else v.ljust(w) for j, (v, w) in enumerate(zip(b, widths)))
             for b in body]
     out.append("")
-    out.append(f"threading layer {info['threading_layer']}, {info['threads']} threads; "
+    out.append(f"cpu {info['cpu']}; threading layer {info['threading_layer']}, "
+               f"{info['threads']} threads; "
                f"numpy sgemm {info['numpy_sgemm_gflops']} GFLOP/s in this run; "
                f"numba {info['numba']}, numpy {info['numpy']}, torch {info['torch']}; "
                f"malloc: {info['malloc']}")
