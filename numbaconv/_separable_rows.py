@@ -7,8 +7,8 @@ band of output rows (a few hundred positions):
 1. the depthwise sums of every depthwise channel over the band, by the row
    sweeps (:func:`numbaconv._direct_rows.add_channel`), into the worker's
    ``(C_dw, band)`` buffer (rows 64-byte aligned), which stays in L2;
-2. the pointwise product, one panel of ``NR`` positions at a time, every
-   block of ``MR`` output channels on it: the micro-kernel reads the panel
+2. the pointwise product, two panels of ``NR`` positions at a time, every
+   block of ``MR`` output channels on both: the micro-kernel reads the panel
    from the buffer in place (:func:`numbaconv._microkernel.tap_block3`, three
    vectors on AVX-512, step ``k`` from channel ``k``'s row) and stores its
    sums straight into the NCHW output, plus the bias, then the activation.
@@ -43,6 +43,9 @@ from ._microkernel import (
 _BAND = 256
 #: the band's depthwise buffer takes at most this (else another path runs)
 _BAND_BYTES = 1024 * 1024
+#: panels of positions a block of weight rows sweeps in turn (1: 12-15% slower on Zen 3, 4: 8-10%
+#: slower, NOTES 99)
+_PAIR = 2
 
 
 def band_rows(out_shape: tuple[int, ...], cdw: int, nimg: int, itemsize: int,
@@ -139,21 +142,24 @@ def separable_rows(x, dw, w, bias, out, mult, geom, maps, band, act, zero, worke
                     pf_off = chunks[nxt % nchunk, 0] * width
                 add_channel(mid[k * ldm:k * ldm + npos], src, base, offs, dw[k], kl, masks,
                             npos, True, zero, pf, pf_off, npos)
-            for q0 in range(0, npos, nr):
-                ncol = min(nr, npos - q0)
-                panel = mid[q0:]
+            for g0 in range(0, npos, _PAIR * nr):  # pairs of panels, each block of weight
+                # rows on both while it is in L1
+                g1 = min(npos, g0 + _PAIR * nr)
                 for r0 in range(0, cout, MR):
                     nrow = min(MR, cout - r0)
-                    o_off = (n * cout + r0) * lout + p0 + q0
-                    if ncol > 2 * vlen:
-                        tap_block3(w, r0 * cdw, cdw, panel, koff, cdw, bias[r0:], out, o_off,
-                                   lout, nrow, ncol)
-                    elif ncol > vlen:
-                        tap_block2(w, r0 * cdw, cdw, panel, koff, cdw, bias[r0:], out, o_off,
-                                   lout, nrow, ncol)
-                    else:  # a narrow last panel of one vector
-                        tap_block1(w, r0 * cdw, cdw, panel, koff, cdw, bias[r0:], out, o_off,
-                                   lout, nrow, ncol)
+                    for q0 in range(g0, g1, nr):
+                        ncol = min(nr, npos - q0)
+                        panel = mid[q0:]
+                        o_off = (n * cout + r0) * lout + p0 + q0
+                        if ncol > 2 * vlen:
+                            tap_block3(w, r0 * cdw, cdw, panel, koff, cdw, bias[r0:], out, o_off,
+                                       lout, nrow, ncol)
+                        elif ncol > vlen:
+                            tap_block2(w, r0 * cdw, cdw, panel, koff, cdw, bias[r0:], out, o_off,
+                                       lout, nrow, ncol)
+                        else:  # a narrow last panel of one vector
+                            tap_block1(w, r0 * cdw, cdw, panel, koff, cdw, bias[r0:], out, o_off,
+                                       lout, nrow, ncol)
                 if act != 0:
                     for o in range(cout):
-                        activate_run(out[n, o, p0 + q0:p0 + q0 + ncol], act)
+                        activate_run(out[n, o, p0 + g0:p0 + g1], act)
