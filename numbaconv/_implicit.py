@@ -38,7 +38,9 @@ from ._config import CALLED, PARALLEL
 from ._core import output_row_table, padded, virtual_plane, virtual_row_table, worker_rows
 from ._geometry import G_ID0, G_IDN, G_IDSRC, G_MAPOFF, G_OUT, G_STRIDE, G_VLEN, G_VSTR, Tables
 from ._microkernel import (
+    BLOCK_VECTORS,
     MR,
+    NARROW_ROWS,
     TAP_VECTORS,
     VECTOR_BYTES,
     copy_row,
@@ -46,6 +48,7 @@ from ._microkernel import (
     tap_block1,
     tap_block2,
     vector_block,
+    vector_block_narrow,
     whole_row_blocks,
 )
 
@@ -58,6 +61,8 @@ _RUN = 4
 _RUN_1D = 16
 #: a group's weights of at least this many bytes run in flat mode (:func:`flat_blocks`)
 _FLAT_WEIGHT_BYTES = 1024 * 1024
+#: whether this CPU has the narrow block (a constant, so that elsewhere it is not compiled)
+_NARROW = NARROW_ROWS > 0
 
 
 def usable(tab: Tables, groups: int, cin: int, cout: int) -> bool:
@@ -98,13 +103,14 @@ def _offsets(gkey: bytes, gshape: tuple[int, int], vkey: bytes,
 
 @functools.lru_cache(maxsize=16)
 def _segment_offsets(gkey: bytes, gshape: tuple[int, int], vkey: bytes, cg: int,
-                     vl: int) -> tuple[np.ndarray, int, int]:
-    """1-D: ``(koff, svls, segl)`` for a job's segment of ``_RUN_1D`` blocks, stored as its
-    stride phases (``svls`` samples each), the channels ``segl`` apart."""
+                     vl: int, nvb: int) -> tuple[np.ndarray, int, int]:
+    """1-D: ``(koff, svls, segl)`` for a job's segment of ``_RUN_1D`` blocks of ``nvb``
+    vectors, stored as its stride phases (``svls`` samples each), the channels ``segl``
+    apart."""
     geom = np.frombuffer(gkey, np.int64).reshape(gshape)
     e = np.frombuffer(vkey, np.int64)  # the taps' offsets along the one axis
     s = int(geom[G_STRIDE, 0])
-    svls = _RUN_1D * TAP_VECTORS * vl + int(e[-1]) // s + 1
+    svls = _RUN_1D * nvb * vl + int(e[-1]) // s + 1
     segl = s * svls
     koff = (np.arange(cg, dtype=np.int64)[:, None] * segl
             + ((e % s) * svls + e // s)[None, :]).ravel()
@@ -121,17 +127,27 @@ def implicit(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray,
     """
     cin = x3.shape[1]
     cg = cin // groups
+    flat = flat_blocks(tab, x3.shape[0], groups, w2, workers)
+    narrow = flat == 0 and narrow_blocks(w2.shape[0] // groups)
     if tab.geom.shape[1] == 1:  # 1-D: each job builds the segment it reads
         koff, vls, plen = _segment_offsets(tab.geom.tobytes(), tab.geom.shape,
-                                           tab.voff.tobytes(), cg, lanes(x3.dtype))
+                                           tab.voff.tobytes(), cg, lanes(x3.dtype),
+                                           BLOCK_VECTORS if narrow else TAP_VECTORS)
         chunk = x3.shape[0]
     else:
         koff, vls, plen = _offsets(tab.geom.tobytes(), tab.geom.shape, tab.voff.tobytes(), cg)
         per = max(1, _WORKER_PLANE_BYTES // (cin * plen * x3.itemsize))
         chunk = min(x3.shape[0], per * max(workers, 1))
-    flat = flat_blocks(tab, x3.shape[0], groups, w2, workers)
-    implicit_conv(x3, whole_row_blocks(w2, groups), bias, out3, groups, tab.geom, tab.maps, koff,
-                  vls, plen, chunk, flat, act, x3.dtype.type(0), workers)
+    implicit_conv(x3, whole_row_blocks(w2, groups, NARROW_ROWS if narrow else MR), bias, out3,
+                  groups, tab.geom, tab.maps, koff, vls, plen, chunk, flat, narrow, act,
+                  x3.dtype.type(0), workers)
+
+
+def narrow_blocks(m: int) -> bool:
+    """Whether the row jobs take :func:`numbaconv._microkernel.vector_block_narrow` for ``m``
+    output channels a group: on AVX2, when blocks of ``MR`` rows would do over 5% more rows'
+    work than blocks of ``NARROW_ROWS`` (32 channels: 36 rows against 32)."""
+    return bool(NARROW_ROWS) and -(-m // NARROW_ROWS) * NARROW_ROWS * 1.05 < -(-m // MR) * MR
 
 
 def flat_blocks(tab: Tables, nimg: int, groups: int, w2: np.ndarray, workers: int) -> int:
@@ -247,19 +263,22 @@ def flat_job(w, bias, out, n, r0, r1, kk, src, b0, koff, fpos, frow, rl, olast, 
 
 
 @njit(**PARALLEL)
-def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, flat, act, zero,
-                  workers):
+def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, flat, narrow, act,
+                  zero, workers):
     """``out[n, co, p] = act(bias[co] + sum_(c, t) w[co, c*T + t] * x_virtual[n, c, p, t])``.
 
     x (N, C_in, L_in); w (C_out, C_in/groups * T), C-contiguous, with whole
-    blocks of ``MR`` rows per group (:func:`numbaconv._microkernel.whole_row_blocks`);
+    blocks of ``MR`` rows per group (of ``NARROW_ROWS`` with ``narrow``:
+    :func:`numbaconv._microkernel.whole_row_blocks`);
     bias (C_out,); ``koff``, ``vls``, ``plen`` as :func:`_offsets` (1-D:
     :func:`_segment_offsets`); out (N, C_out, L_out) is written whole. ``chunk``
     images have their planes built at a time (a multiple of the workers: the jobs
     are shared out like the planes, so each worker reads those it built); then a
     job is one image, one group and ``_RUN`` blocks of ``TAP_VECTORS`` vectors of
     outputs (each vector part of one output row; an image's rows one after the
-    other), swept block of output channels by block. With ``flat`` (at stride 1,
+    other), swept block of output channels by block (with ``narrow``, blocks
+    of ``BLOCK_VECTORS`` vectors and ``NARROW_ROWS`` channels:
+    :func:`narrow_blocks`). With ``flat`` (at stride 1,
     not in 1-D), a job is one image, one group and ``flat`` blocks of output
     channels, over all the image's positions (:func:`flat_job`): for many
     channels and few positions, where the row jobs would each read all the
@@ -276,7 +295,10 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, f
     s = geom[G_STRIDE, last]
     olast = geom[G_OUT, last]
     vlen = VECTOR_BYTES // x.itemsize
-    nr = TAP_VECTORS * vlen
+    nr = BLOCK_VECTORS * vlen  # the widest block's reach
+    thin = _NARROW and narrow  # (False where there is no narrow block: never compiled then)
+    rb = NARROW_ROWS if thin else MR  # rows and vectors a block
+    nvb = BLOCK_VECTORS if thin else TAP_VECTORS
     vrows = virtual_row_table(geom, maps)
     orows = output_row_table(geom)
     vl = geom[G_VLEN, last]
@@ -291,7 +313,7 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, f
         planes[j] = zero
     nvr = (olast + vlen - 1) // vlen  # vectors an output row
     nvec = norow * nvr  # an image's, its rows one after the other
-    jv = TAP_VECTORS * (_RUN_1D if seg1 else _RUN)  # vectors a job
+    jv = nvb * (_RUN_1D if seg1 else _RUN)  # vectors a job
     nvj = (nvec + jv - 1) // jv  # jobs an image and group
     nw = max(min(workers, nimg * groups * nvj), 1)
     scratch = np.empty((max(workers, 1), padded(rl)), dtype=x.dtype)  # one per builder
@@ -345,10 +367,10 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, f
                 # row blocks outside, the job's vectors inside (whole rows or not, a block's
                 # vectors from up to two rows): one block's weight rows and the job's plane
                 # rows both stay in L1
-                for r0 in range(0, m, MR):
+                for r0 in range(0, m, rb):
                     co = g * m + r0
-                    for ub in range(u0, u1, TAP_VECTORS):
-                        for v in range(TAP_VECTORS):
+                    for ub in range(u0, u1, nvb):
+                        for v in range(nvb):
                             u = min(ub + v, u1 - 1)  # past the job: the last vector, not stored
                             row = u // nvr
                             cv = (u - row * nvr) * vlen
@@ -358,8 +380,12 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, f
                                 vo[0, v] = (nn * nc + g * cg) * plen + (orows[row] // vl) * rl + cv
                             vo[1, v] = ((n0 + nn) * cout + co) * lout + row * olast + cv
                             vo[2, v] = min(vlen, olast - cv) if ub + v < u1 else 0
-                        vector_block(w, co * kk, kk, src, koff, kk, vo[0], bias[co:], out, vo[1],
-                                     lout, min(MR, m - r0), vo[2])
+                        if thin:
+                            vector_block_narrow(w, co * kk, kk, src, koff, kk, vo[0], bias[co:],
+                                                out, vo[1], lout, min(rb, m - r0), vo[2])
+                        else:
+                            vector_block(w, co * kk, kk, src, koff, kk, vo[0], bias[co:], out,
+                                         vo[1], lout, min(rb, m - r0), vo[2])
                 if act != 0:  # the job's outputs, a run of each row it touches
                     for row in range(u0 // nvr, (u1 - 1) // nvr + 1):
                         c0 = max(u0 - row * nvr, 0) * vlen

@@ -293,8 +293,9 @@ def test_avx2_build_in_a_fresh_process(tmp_path):
     """Compiled for an AVX2 CPU (256-bit vectors, 6-row blocks), the panel paths are still exact.
 
     The first two cases take the tile GEMM, the third Winograd (enough tiles) and its 8 x 8
-    block transposes, the last the implicit GEMM (too few tiles), with blocks of two vectors
-    that span rows (33 outputs a row: 5 vectors).
+    block transposes, the last two the implicit GEMM (too few tiles), with blocks of two vectors
+    and 6 rows (24 output channels) or three vectors and 4 rows (32: the narrow block) that
+    span rows (33 outputs a row: 5 vectors).
     """
     code = (
         "import json, numpy as np, numbaconv\n"
@@ -310,7 +311,8 @@ def test_avx2_build_in_a_fresh_process(tmp_path):
         "    setattr(mod, name, g)\n"
         "spy(_winograd, 'winograd'); spy(_implicit, 'implicit')\n"
         "for dt, cin, cout, h, wd in ((np.float32, 5, 40, 7, 9), (np.float64, 5, 20, 7, 9),\n"
-        "                            (np.float32, 24, 24, 24, 24), (np.float32, 16, 24, 7, 33)):\n"
+        "                            (np.float32, 24, 24, 24, 24), (np.float32, 16, 24, 7, 33),\n"
+        "                            (np.float32, 16, 32, 7, 33)):\n"
         "    paths.append('gemm')\n"
         "    x = rng.standard_normal((2, cin, h, wd)).astype(dt)\n"
         "    w = rng.standard_normal((cout, cin, 3, 3)).astype(dt)\n"
@@ -320,13 +322,14 @@ def test_avx2_build_in_a_fresh_process(tmp_path):
         "    win = view(xp, (3, 3), axis=(2, 3))\n"
         "    want = np.einsum('ncijkl,ockl->noij', win, w) + b[:, None, None]\n"
         "    err.append(float(np.abs(got - want).max() / np.abs(want).max()))\n"
-        "print(json.dumps([mk.VECTOR_BYTES, mk.MR, err, paths]))\n"
+        "narrow = [_implicit.narrow_blocks(m) for m in (24, 32)]\n"
+        "print(json.dumps([mk.VECTOR_BYTES, mk.MR, err, paths, narrow]))\n"
     )
     env = dict(os.environ, NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES=_AVX2,
                NUMBA_CACHE_DIR=str(tmp_path))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          check=True)
-    vector_bytes, mr, err, paths = json.loads(out.stdout.strip().splitlines()[-1])
-    assert (vector_bytes, mr) == (32, 6)
-    assert paths == ["gemm", "gemm", "winograd", "implicit"], paths
-    assert err[0] < 1e-5 and err[1] < 1e-12 and err[2] < 1e-5 and err[3] < 1e-5, err
+    vector_bytes, mr, err, paths, narrow = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (vector_bytes, mr, narrow) == (32, 6, [False, True])
+    assert paths == ["gemm", "gemm", "winograd", "implicit", "implicit"], paths
+    assert err[1] < 1e-12 and max(err[:1] + err[2:]) < 1e-5, err
