@@ -213,29 +213,22 @@ def _lanes_below(builder, j, n, count):
                                _splat(builder, n, ity))
 
 
-def store_first(builder, value, ptr, n):
-    """Store the lanes of vector ``value`` below ``n`` (an ``i64``) at the vector pointer ``ptr``.
+def _plain_or_masked(builder, whole, plain, masked):
+    """Emit ``plain()`` where the ``i1`` value ``whole`` holds, else ``masked()``: one branch.
 
-    One plain store when ``n`` covers the vector, a masked store when it covers
-    part of it, nothing when it is not positive. A masked store whose mask is
-    known only at run time is ``vmaskmovps`` on AVX2, microcoded on AMD's Zen 3:
-    a row copy took 7.3 ns a vector with it against 1.7 with plain stores
-    (NOTES 94), so only the partial vector may pay it. (AVX-512's masked stores
-    cost what plain ones do; the branch is the same on both.)
+    The micro-kernels store a whole block with plain stores and keep masked
+    stores for blocks cut short. A masked store whose mask is known only at run
+    time is ``vmaskmovps`` on AVX2, microcoded on AMD's Zen 3: a row copy took
+    7.3 ns a vector with it against 1.7 with plain stores (NOTES 94). (AVX-512's
+    masked stores cost what plain ones do.) One branch a block rather than one a
+    store: a branch and a partial form for every store of every inlined
+    micro-kernel made the convolution family's cold compile 20% longer.
     """
-    i64 = ir.IntType(64)
-    vty = value.type
-    fty = vty.element
-    size = 4 if isinstance(fty, ir.FloatType) else 8
-    with builder.if_else(builder.icmp_signed(">=", n, ir.Constant(i64, vty.count))) as (whole,
-                                                                                       part):
-        with whole:
-            builder.store(value, ptr, align=size)
-        with part:
-            with builder.if_then(builder.icmp_signed(">", n, ir.Constant(i64, 0))):
-                store = _masked_store(builder, vty.count, fty, "f32" if size == 4 else "f64")
-                builder.call(store, [value, ptr, ir.Constant(ir.IntType(32), size),
-                                     _lanes_below(builder, ir.Constant(i64, 0), n, vty.count)])
+    with builder.if_else(whole) as (then, other):
+        with then:
+            plain()
+        with other:
+            masked()
 
 
 def _cols_epilogue(builder, res, biasp, outp, o_off_v, ldo_v, nrow_v, ncol_v, fty, vl, nv,
@@ -244,25 +237,47 @@ def _cols_epilogue(builder, res, biasp, outp, o_off_v, ldo_v, nrow_v, ncol_v, ft
 
     The sums' lanes are channels, so each channel's ``MR`` positions are
     collected into a vector (LLVM turns the lane moves into a transpose) and
-    written with one store (:func:`store_first`: plain for whole blocks).
+    written with one store: plain in a whole block, else masked
+    (:func:`_plain_or_masked`).
     """
     i64 = ir.IntType(64)
+    mr = len(res)
     vptr = ir.VectorType(fty, vl).as_pointer()
-    cty = ir.VectorType(fty, MR)
+    cty = ir.VectorType(fty, mr)
+    mty = ir.VectorType(ir.IntType(1), mr)
+    store = _masked_store(builder, mr, fty, suffix)
+    align = ir.Constant(ir.IntType(32), size)
     orow = builder.gep(outp, [o_off_v])
+    cols = []  # (channel, its positions' vector)
     for v in range(nv):
         bias_vec = builder.load(builder.bitcast(
             builder.gep(biasp, [ir.Constant(i64, v * vl)]), vptr), align=size)
-        sums = [builder.fadd(res[i][v], bias_vec) for i in range(len(res))]
+        sums = [builder.fadd(res[i][v], bias_vec) for i in range(mr)]
         for lane in range(vl):
-            j = v * vl + lane
             col = ir.Constant(cty, ir.Undefined)
-            for i in range(MR):
+            for i in range(mr):
                 x = builder.extract_element(sums[i], ir.Constant(ir.IntType(32), lane))
                 col = builder.insert_element(col, x, ir.Constant(ir.IntType(32), i))
-            with builder.if_then(builder.icmp_signed("<", ir.Constant(i64, j), ncol_v)):
-                dst = builder.gep(orow, [builder.mul(ldo_v, ir.Constant(i64, j))])
-                store_first(builder, col, builder.bitcast(dst, cty.as_pointer()), nrow_v)
+            cols.append((v * vl + lane, col))
+
+    def dst(j):
+        return builder.bitcast(builder.gep(orow, [builder.mul(ldo_v, ir.Constant(i64, j))]),
+                               cty.as_pointer())
+
+    def plain():
+        for j, col in cols:
+            builder.store(col, dst(j), align=size)
+
+    def masked():
+        rows_ok = _lanes_below(builder, ir.Constant(i64, 0), nrow_v, mr)
+        for j, col in cols:
+            ok = builder.select(builder.icmp_signed("<", ir.Constant(i64, j), ncol_v), rows_ok,
+                                ir.Constant(mty, [0] * mr))
+            builder.call(store, [col, dst(j), align, ok])
+
+    whole = builder.and_(builder.icmp_signed(">=", nrow_v, ir.Constant(i64, mr)),
+                         builder.icmp_signed(">=", ncol_v, ir.Constant(i64, nv * vl)))
+    _plain_or_masked(builder, whole, plain, masked)
 
 
 def _rows_epilogue(builder, res, biasp, outp, o_off_v, ldo_v, nrow_v, ncol_v, fty, vl, nv,
@@ -283,18 +298,42 @@ def _store_rows(builder, res, biasp, outs, ldo_v, nrow_v, ncols, fty, vl):
 
     ``outs[v]`` is vector ``v``'s element pointer, ``ncols[v]`` an ``i64``
     (lanes at or past it are not stored; none when it is not positive); one
-    store per row and vector (:func:`store_first`). ``bias`` is read for the
+    store per row and vector, plain for the vectors whose every row and column
+    is stored, else masked (:func:`_plain_or_masked`). ``bias`` is read for the
     rows below ``nrow`` only.
     """
     i64 = ir.IntType(64)
+    size = 4 if isinstance(fty, ir.FloatType) else 8
     vty = ir.VectorType(fty, vl)
+    store = _masked_store(builder, vl, fty, "f32" if size == 4 else "f64")
+    align = ir.Constant(ir.IntType(32), size)
+    no_cols = ir.Constant(ir.VectorType(ir.IntType(1), vl), [0] * vl)
+    sums = []  # per row: its row-in flag and its vectors plus the bias
     for i in range(len(res)):
-        with builder.if_then(builder.icmp_signed("<", ir.Constant(i64, i), nrow_v)):
-            bvec = _splat(builder, builder.load(builder.gep(biasp, [ir.Constant(i64, i)])), vty)
-            for v, out in enumerate(outs):
-                dst = builder.gep(out, [builder.mul(ldo_v, ir.Constant(i64, i))])
-                store_first(builder, builder.fadd(res[i][v], bvec),
-                            builder.bitcast(dst, vty.as_pointer()), ncols[v])
+        row_in = builder.icmp_signed("<", ir.Constant(i64, i), nrow_v)
+        # the bias of a row past nrow is not read: its index is clamped to row 0
+        b = builder.load(builder.gep(biasp, [builder.select(row_in, ir.Constant(i64, i),
+                                                            ir.Constant(i64, 0))]))
+        bvec = _splat(builder, b, vty)
+        sums.append((row_in, [builder.fadd(r, bvec) for r in res[i]]))
+    all_rows = builder.icmp_signed(">=", nrow_v, ir.Constant(i64, len(res)))
+    for v, out in enumerate(outs):
+        def dst(i, out=out):
+            return builder.bitcast(builder.gep(out, [builder.mul(ldo_v, ir.Constant(i64, i))]),
+                                   vty.as_pointer())
+
+        def plain(v=v, dst=dst):
+            for i, (_, row) in enumerate(sums):
+                builder.store(row[v], dst(i), align=size)
+
+        def masked(v=v, dst=dst):
+            col_ok = _lanes_below(builder, ir.Constant(i64, 0), ncols[v], vl)
+            for i, (row_in, row) in enumerate(sums):
+                builder.call(store, [row[v], dst(i), align,
+                                     builder.select(row_in, col_ok, no_cols)])
+
+        whole = builder.and_(all_rows, builder.icmp_signed(">=", ncols[v], ir.Constant(i64, vl)))
+        _plain_or_masked(builder, whole, plain, masked)
 
 
 _COLS_DOC = """``out[o_off + j*ldo + i] = bias[j] + sum_k a[a_off + i*lda + k] * b[k, j]``.
@@ -508,7 +547,7 @@ def opaque(builder, value):
     LLVM turns ``store(select(c, y, load p), p)`` (a value written back over
     itself where ``c`` is false: relu in place) into a masked store of ``y``,
     even from explicit vectors, and on AVX2 that is ``vmaskmovps`` (see
-    :func:`store_first`): relu over 1.6 M floats in place took 0.86 ms against
+    :func:`_plain_or_masked`): relu over 1.6 M floats in place took 0.86 ms against
     0.14 ms stored plainly (NOTES 96). Selecting against the fenced load hides
     the identity; the fence itself emits nothing. Only on AVX(2): AVX-512's
     masked stores are fast, and other targets have no masked store to make.
@@ -528,7 +567,7 @@ def vector_loop(builder, mv: MaskedVectors, n, body, name) -> None:
     it is not positive): ``ok`` is ``None`` for the whole vectors, and the lane mask of the
     last vector when it is partial. Bodies load and store through :meth:`MaskedVectors.read`
     and :meth:`~MaskedVectors.write`, so that only that last vector is masked
-    (:func:`store_first` says why)."""
+    (:func:`_plain_or_masked` says why)."""
     i64 = ir.IntType(64)
     n = builder.select(builder.icmp_signed(">", n, ir.Constant(i64, 0)), n, ir.Constant(i64, 0))
     nmain = builder.and_(n, ir.Constant(i64, -mv.vl))
