@@ -63,7 +63,8 @@ from ._microkernel import (
     _masked_store,
     _splat,
     copy_row,
-    counted_loop,
+    masked_vectors,
+    vector_loop,
 )
 
 #: output rows are swept in chunks of about this many positions (with their masks, the
@@ -180,20 +181,16 @@ def _block_codegen(rows: int, cols: int):
             else:
                 builder.call(store_f, [t, ptr(dp, vty), align, ok])
 
-        def whole(j):  # a whole vector, and a line of a later plane
-            body(j, None)
-            pf_at = builder.mul(j, ir.Constant(i64, size))
-            with builder.if_then(builder.icmp_signed("<", pf_at, pf_end)):
-                builder.call(prefetch, [builder.gep(pfp, [pf_at]), ir.Constant(i32, 0),
-                                        ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        def vector(j, ok):  # whole vectors also fetch a line of a later plane
+            body(j, ok)
+            if ok is None:
+                pf_at = builder.mul(j, ir.Constant(i64, size))
+                with builder.if_then(builder.icmp_signed("<", pf_at, pf_end)):
+                    builder.call(prefetch, [builder.gep(pfp, [pf_at]), ir.Constant(i32, 0),
+                                            ir.Constant(i32, 3), ir.Constant(i32, 1)])
 
-        nmain = builder.and_(n, ir.Constant(i64, -vl))
-        counted_loop(builder, nmain, vl, whole, "sweep")
-        with builder.if_then(builder.icmp_signed("<", nmain, n)):  # the masked last vector
-            lanes_v = ir.Constant(ir.VectorType(i64, vl), list(range(vl)))
-            ok = builder.icmp_signed("<", lanes_v, _splat(builder, builder.sub(n, nmain),
-                                                          ir.VectorType(i64, vl)))
-            body(nmain, ok)
+        vector_loop(builder, masked_vectors(context, builder, sig.args[0].dtype), n, vector,
+                    "sweep")
         return context.get_dummy_value()
 
     return codegen

@@ -221,8 +221,8 @@ def _plain_or_masked(builder, whole, plain, masked):
     time is ``vmaskmovps`` on AVX2, microcoded on AMD's Zen 3: a row copy took
     7.3 ns a vector with it against 1.7 with plain stores (NOTES 94). (AVX-512's
     masked stores cost what plain ones do.) One branch a block rather than one a
-    store: a branch and a partial form for every store of every inlined
-    micro-kernel made the convolution family's cold compile 20% longer.
+    store, each with its partial form: less code in every kernel that inlines a
+    micro-kernel (NOTES 101).
     """
     with builder.if_else(whole) as (then, other):
         with then:
