@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 SEED = int(os.environ.get("NUMBACONV_TEST_SEED", np.random.SeedSequence().entropy % 2**32))
+# pytest-xdist's workers start after this import, with this environment: one seed for all
+os.environ["NUMBACONV_TEST_SEED"] = str(SEED)
 
 
 def pytest_report_header(config):
