@@ -205,11 +205,14 @@ numbaconv.conv(np.ones((1, 8, 16, 16), np.float32), np.ones((8, 8, 3, 3), np.flo
 """
 
 
-#: a fresh process with an empty Numba cache compiling, for both dtypes, ...
-_COLD_FAMILY = """
+#: a fresh process's start with an empty Numba cache
+_EMPTY_CACHE = """
 import os, tempfile
 os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp()
 import numpy as np, numbaconv
+"""
+#: then compiling, for both dtypes, ...
+_COLD_FAMILY = _EMPTY_CACHE + """\
 for dt in (np.float32, np.float64):
     x = np.ones((1, 4, 8, 8), dt)
     numbaconv.conv(x, np.ones((8, 4, 3, 3), dt))
@@ -217,10 +220,7 @@ for dt in (np.float32, np.float64):
     numbaconv.conv(np.ones((1, 16, 8, 8), dt), np.ones((16, 16, 3, 3), dt))  # few tiles: implicit
 """
 #: ... and, in float32, the paths added since that benchmark was set
-_COLD_NEWER_PATHS = """
-import os, tempfile
-os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp()
-import numpy as np, numbaconv
+_COLD_NEWER_PATHS = _EMPTY_CACHE + """\
 dt = np.float32
 x = np.ones((1, 4, 8, 8), dt)
 numbaconv.conv(x, np.ones((8, 4, 1, 1), dt))  # one tap
