@@ -92,9 +92,9 @@ def conv_transpose_gemm(xb: np.ndarray, weight: np.ndarray, bias: np.ndarray, gr
     ntap = math.prod(kernel)
     cout, ci = mo * groups, cin // groups
     # the rows of the product: (group, output channel, tap), each over the group's inputs
-    wrows = np.zeros((cout * ntap + MR, ci), weight.dtype)  # whole blocks of MR rows
+    wrows = np.empty((cout * ntap, ci), weight.dtype)
     transpose_groups(np.ascontiguousarray(weight).reshape(groups, ci, mo * ntap),
-                     wrows[:cout * ntap].reshape(groups, mo * ntap, ci))
+                     wrows.reshape(groups, mo * ntap, ci))
     lin = math.prod(xb.shape[2:])
     nr = 2 * lanes(xb.dtype)  # the micro-kernel's panel of positions
     ldc = (lin // nr + 1) * nr  # a row of cols: whole panels and one more column (a zero)
@@ -130,8 +130,8 @@ def transpose_groups(src, dst):
 def gemm_col2im(x, w, out, groups, ntap, ldc, table, bias, chunk, act, zero, workers):
     """``out[n, co, o] = act(bias[co] + sum_k cols[table[k, o]])``, ``cols = w_g @ x[n]_g``.
 
-    x (N, C_in, L_in); w (C_out * T + MR, C_in/groups) rows (output channel, tap),
-    the last MR zero; table as :func:`gather_table` for rows ``ldc`` long;
+    x (N, C_in, L_in); w (C_out * T, C_in/groups) rows (output channel, tap);
+    table as :func:`gather_table` for rows ``ldc`` long;
     out (N, C_out, L_out) is written whole. A job is one image and ``chunk``
     output channels of a group: the product of their ``chunk * T`` weight rows
     (:func:`numbaconv._microkernel.row_block2`) by the image's panels of

@@ -36,6 +36,7 @@ from numba import njit, prange
 from ._activations import activate_run
 from ._config import CALLED, PARALLEL
 from ._core import output_row_table, padded, virtual_plane, virtual_row_table, worker_rows
+from ._dtypes import to_kernel
 from ._geometry import G_ID0, G_IDN, G_IDSRC, G_MAPOFF, G_OUT, G_STRIDE, G_VLEN, G_VSTR, Tables
 from ._microkernel import (
     BLOCK_VECTORS,
@@ -49,7 +50,6 @@ from ._microkernel import (
     tap_block2,
     vector_block,
     vector_block_narrow,
-    whole_row_blocks,
 )
 
 #: each worker builds the planes of images taking at most this many bytes at a time (at
@@ -138,7 +138,7 @@ def implicit(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray,
         koff, vls, plen = _offsets(tab.geom.tobytes(), tab.geom.shape, tab.voff.tobytes(), cg)
         per = max(1, _WORKER_PLANE_BYTES // (cin * plen * x3.itemsize))
         chunk = min(x3.shape[0], per * max(workers, 1))
-    implicit_conv(x3, whole_row_blocks(w2, groups, NARROW_ROWS if narrow else MR), bias, out3,
+    implicit_conv(x3, to_kernel(w2, x3.dtype), bias, out3,
                   groups, tab.geom, tab.maps, koff, vls, plen, chunk, flat, narrow, act,
                   x3.dtype.type(0), workers)
 
@@ -267,13 +267,11 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, f
                   zero, workers):
     """``out[n, co, p] = act(bias[co] + sum_(c, t) w[co, c*T + t] * x_virtual[n, c, p, t])``.
 
-    x (N, C_in, L_in); w (C_out, C_in/groups * T), C-contiguous, with whole
-    blocks of ``MR`` rows per group (of ``NARROW_ROWS`` with ``narrow``:
-    :func:`numbaconv._microkernel.whole_row_blocks`);
-    bias (C_out,); ``koff``, ``vls``, ``plen`` as :func:`_offsets` (1-D:
-    :func:`_segment_offsets`); out (N, C_out, L_out) is written whole. ``chunk``
-    images have their planes built at a time (a multiple of the workers: the jobs
-    are shared out like the planes, so each worker reads those it built); then a
+    x (N, C_in, L_in); w (C_out, C_in/groups * T), C-contiguous; bias (C_out,);
+    ``koff``, ``vls``, ``plen`` as :func:`_offsets` (1-D: :func:`_segment_offsets`);
+    out (N, C_out, L_out) is written whole. ``chunk`` images have their planes
+    built at a time (a multiple of the workers: the jobs are shared out like the
+    planes, so each worker reads those it built); then a
     job is one image, one group and ``_RUN`` blocks of ``TAP_VECTORS`` vectors of
     outputs (each vector part of one output row; an image's rows one after the
     other), swept block of output channels by block (with ``narrow``, blocks

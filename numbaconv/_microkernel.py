@@ -59,22 +59,6 @@ def lanes(dtype: np.dtype) -> int:
     return VECTOR_BYTES // np.dtype(dtype).itemsize
 
 
-def whole_row_blocks(w: np.ndarray, groups: int = 1, block: int = MR) -> np.ndarray:
-    """``w`` ``(rows, K)`` (any strides) as a C-contiguous array whose blocks of ``block``
-    rows are whole: the rows-out micro-kernels read whole blocks (from the first row of each
-    of ``groups`` equal groups of rows).
-
-    ``w`` itself when it is C-contiguous, writeable and aligned and each group's rows are
-    a whole number of blocks; else a ``(rows + block, K)`` copy, zeros past ``rows``.
-    """
-    f = w.flags
-    if f.c_contiguous and f.writeable and f.aligned and (w.shape[0] // groups) % block == 0:
-        return w
-    out = np.zeros((w.shape[0] + block, w.shape[1]), w.dtype)
-    out[:w.shape[0]] = w
-    return out
-
-
 def _splat(builder, value, vty):
     """A vector of type ``vty`` with ``value`` in every lane."""
     first = builder.insert_element(ir.Constant(vty, ir.Undefined), value,
@@ -114,6 +98,29 @@ def _fma_types(context, builder, dtype):
     fmuladd = cgutils.get_or_insert_function(
         builder.module, ir.FunctionType(vty, [vty] * 3), "llvm.fmuladd." + suffix)
     return fty, size, vl, vty, suffix, fmuladd
+
+
+def _block_rows(builder, ap, ld_v, nrow_v, mr):
+    """The pointers to the ``mr`` rows of a block of ``a`` (``ap`` its first row's, rows
+    ``ld_v`` elements apart): rows at or past ``nrow_v`` repeat row ``nrow_v - 1``.
+
+    So a block cut short reads only the rows it stores (its other sums are
+    computed and dropped), and the rows' array needs no padding to whole
+    blocks: the weights of 512 output channels, not a multiple of 6, used to
+    be copied on every call to add the rows a last block read (9.4 MB for a
+    late layer's 3x3, NOTES 104).
+    """
+    i64 = ir.IntType(64)
+    last = builder.sub(nrow_v, ir.Constant(i64, 1))
+    last = builder.select(builder.icmp_signed("<", last, ir.Constant(i64, 0)),
+                          ir.Constant(i64, 0), last)
+    rows = []
+    for i in range(mr):
+        idx = ir.Constant(i64, i)
+        if i:
+            idx = builder.select(builder.icmp_signed("<", idx, nrow_v), idx, last)
+        rows.append(builder.gep(ap, [builder.mul(ld_v, idx)]))
+    return rows
 
 
 def _reduction(builder, kk_v, rows, nv, fty, vty, fmuladd, panel, name):
@@ -177,7 +184,7 @@ def _block_codegen(nv: int, rows_out: bool, offsets: bool = False):
         bp = context.make_array(bty)(context, builder, b_v).data
         biasp = context.make_array(biasty)(context, builder, bias_v).data
         outp = context.make_array(outty)(context, builder, out_v).data
-        rows = [builder.gep(ap, [builder.mul(ld_v, ir.Constant(i64, i))]) for i in range(MR)]
+        rows = _block_rows(builder, ap, ld_v, nrow_v, MR)
 
         def panel(k):  # step k's vectors: b[koff[k]:], or row k of a packed panel
             if offsets:
@@ -339,8 +346,8 @@ def _store_rows(builder, res, biasp, outs, ldo_v, nrow_v, ncols, fty, vl):
 _COLS_DOC = """``out[o_off + j*ldo + i] = bias[j] + sum_k a[a_off + i*lda + k] * b[k, j]``.
 
 For ``i < nrow <= MR`` and ``j < ncol <= NR``, ``NR`` = {nv} vector(s) of the
-dtype, ``k < kk``. ``a`` needs ``MR`` rows from ``a_off`` (rows past ``nrow``
-may hold anything finite), ``b`` is one panel ``(kk, NR)`` and ``bias`` one
+dtype, ``k < kk``. ``a`` needs ``nrow`` rows from ``a_off`` (a block's other rows
+repeat row ``nrow - 1``: computed and not stored), ``b`` is one panel ``(kk, NR)`` and ``bias`` one
 bias panel ``(NR,)``, both C-contiguous; ``out`` is C-contiguous.
 """
 
@@ -649,7 +656,7 @@ def _vectors_codegen(nv: int, mr: int = MR):
         vptr = vty.as_pointer()
         ap = builder.gep(data(0), [off_v])
         bp, koffp, boffp, biasp, outp, ooffp, ncp = (data(i) for i in (3, 4, 6, 7, 8, 9, 12))
-        rows = [builder.gep(ap, [builder.mul(ld_v, ir.Constant(i64, i))]) for i in range(mr)]
+        rows = _block_rows(builder, ap, ld_v, nrow_v, mr)
         vec = [ir.Constant(i64, v) for v in range(nv)]
         bases = [builder.gep(bp, [builder.load(builder.gep(boffp, [vec[v]]))]) for v in range(nv)]
 

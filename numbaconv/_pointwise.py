@@ -22,13 +22,13 @@ from numba import njit, prange
 from ._activations import activate_run
 from ._config import CALLED, PARALLEL
 from ._core import worker_rows
+from ._dtypes import to_kernel
 from ._geometry import G_INSTR, G_MAPOFF, G_OUT, G_STRIDE, Tables
 from ._microkernel import (
     MR,
     VECTOR_BYTES,
     row_block1,
     row_block2,
-    whole_row_blocks,
 )
 
 #: a job covers at least this many output channels (when the channels are split)
@@ -86,7 +86,7 @@ def onetap(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray, g
     per = max(1, min(_RUN_PANELS, budget // max(cg * nr * x3.itemsize, 1),
                      npan // (4 * workers)))  # panels a job: within the budget, and enough
     # jobs for the workers
-    onetap_conv(x3, whole_row_blocks(w2, groups), bias, out3, groups, src, contig, act,
+    onetap_conv(x3, to_kernel(w2, x3.dtype), bias, out3, groups, src, contig, act,
                 x3.dtype.type(0), per, workers)
 
 
@@ -172,9 +172,7 @@ def spill_tile(tile, nr, out, co, nrow, f0, ncol, act):
 def onetap_conv(x, w, bias, out, groups, src, contig, act, zero, per, workers):
     """``out[n, co, p] = act(bias[co] + sum_c w[co, c] * x[n, g*C_g + c, src[p]])``.
 
-    x (N, C_in, L_in); w (C_out, C_in/groups), C-contiguous, with whole blocks
-    of ``MR`` rows per group (the micro-kernel reads whole blocks:
-    :func:`numbaconv._microkernel.whole_row_blocks`); bias (C_out,); src
+    x (N, C_in, L_in); w (C_out, C_in/groups), C-contiguous; bias (C_out,); src
     (L_out,) as :func:`sources`, ``x`` read as zero where it is -1; out (N,
     C_out, L_out) is written whole. A job is one group, a run of ``per``
     panels of ``NR`` positions (packed together by :func:`pack_run`) and a

@@ -27,6 +27,7 @@ from ._activations import activate_run
 from ._config import PARALLEL
 from ._core import worker_rows
 from ._direct_rows import add_channel, row_plan
+from ._dtypes import to_kernel
 from ._geometry import G_K, G_OUT, Tables
 from ._microkernel import (
     MR,
@@ -36,7 +37,6 @@ from ._microkernel import (
     tap_block1,
     tap_block2,
     tap_block3,
-    whole_row_blocks,
 )
 
 #: a band holds about this many output positions (whole rows)
@@ -76,7 +76,7 @@ def separable(x3: np.ndarray, dw2: np.ndarray, pw: np.ndarray, bias: np.ndarray,
     :func:`band_rows`.
     """
     mult = dw2.shape[0] // x3.shape[1]
-    separable_rows(x3, dw2, whole_row_blocks(pw), bias, out3, mult,
+    separable_rows(x3, dw2, to_kernel(pw, x3.dtype), bias, out3, mult,
                    tab.geom, tab.maps, rows * int(tab.geom[G_OUT, -1]), act, x3.dtype.type(0),
                    workers)
 
@@ -86,8 +86,7 @@ def separable_rows(x, dw, w, bias, out, mult, geom, maps, band, act, zero, worke
     """``out[n, o] = act(bias[o] + sum_k w[o, k] * depthwise(x[n, k // mult], dw[k]))``.
 
     x (N, C_in, L_in); dw (C_dw, taps), C-contiguous; w (C_out, C_dw),
-    C-contiguous, with whole blocks of ``MR`` rows; bias (C_out,); out (N, C_out,
-    L_out), written whole. The tables must pass
+    C-contiguous; bias (C_out,); out (N, C_out, L_out), written whole. The tables must pass
     :func:`numbaconv._direct_rows.usable`; ``band`` is the positions of a band
     (whole rows).
     """

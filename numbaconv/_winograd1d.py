@@ -166,17 +166,15 @@ def transformed_weights(w: np.ndarray) -> np.ndarray:
 
 
 def transformed_rows(w: np.ndarray) -> np.ndarray:
-    """``U_xi^T = (G g)^T`` as the rows of the products, ``(6 * C_out + MR, C_in)``.
+    """``U_xi^T = (G g)^T`` as the rows of the products, ``(6 * C_out, C_in)``.
 
-    Row ``xi * C_out + co`` is ``U_xi[:, co]``; ``MR`` rows of zeros follow
-    (the micro-kernel reads whole blocks of rows). ``w`` is ``(C_out, C_in,
+    Row ``xi * C_out + co`` is ``U_xi[:, co]``. ``w`` is ``(C_out, C_in,
     3)`` in any strides; the products are formed in float64 and rounded once
     to ``w``'s dtype.
     """
     cout, cin = w.shape[:2]
-    ut = np.zeros((6 * cout + MR, cin), w.dtype)
-    ut[:6 * cout] = np.einsum("xk,ock->xoc", _G, w.astype(np.float64)).reshape(6 * cout, cin)
-    return ut
+    ut = np.einsum("xk,ock->xoc", _G, w.astype(np.float64)).reshape(6 * cout, cin)
+    return ut.astype(w.dtype)
 
 
 def usable(tab: Tables, groups: int, cin: int, cout: int) -> bool:
@@ -612,7 +610,7 @@ def point_products_rows(v, vt, ut, koff, zb, mm, cnt, rows, rowst, ncp):
 def products_rows(vt, ut, koff, zb, mm, cnt, rows, rowst, ncp):
     """The products of :func:`point_products_rows` from ``vt`` as it is."""
     nc = koff.shape[0]
-    cout = (ut.shape[0] - MR) // 6
+    cout = ut.shape[0] // 6
     nr = 2 * (VECTOR_BYTES // vt.itemsize)
     for xi in range(6):
         for co in range(0, cout, MR):

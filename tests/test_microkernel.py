@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
+import mmap
 import os
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from numba import njit
 from reference import conv_ref, deform_conv_ref
 
 import numbaconv
+from numbaconv import _implicit, _pointwise, _separable_rows
 from numbaconv import _microkernel as mk
 
 DTYPES = [np.float32, np.float64]
@@ -200,18 +203,98 @@ def test_transpose_block_writes_exactly_one_block(rng, dtype):
     np.testing.assert_array_equal(dst, want)
 
 
-def test_whole_row_blocks_passes_whole_blocks_through(rng):
-    mr = mk.MR
-    w = rng.standard_normal((4 * mr, 5)).astype(np.float32)
-    assert mk.whole_row_blocks(w) is w
-    assert mk.whole_row_blocks(w, groups=2) is w  # 2 mr rows a group
-    for a, groups in ((w, 8), (w[:-1], 1), (w[:, ::2], 1), (w.astype(np.float64)[::-1], 1)):
-        c = mk.whole_row_blocks(a, groups)  # a group of mr / 2 rows, rows cut short, strides
-        assert c is not a and c.flags.c_contiguous and c.shape == (a.shape[0] + mr, a.shape[1])
-        assert np.array_equal(c[:a.shape[0]], a) and not c[a.shape[0]:].any()
-    ro = w.copy()
-    ro.flags.writeable = False  # kernels are compiled for writeable arrays: copied
-    assert mk.whole_row_blocks(ro) is not ro
+def _guarded(a):
+    """A copy of ``a`` (C order) that ends where an unreadable page starts: a kernel reading
+    one element past it faults (the test process dies rather than passing)."""
+    page = mmap.PAGESIZE
+    size = -(-a.nbytes // page) * page + page
+    buf = mmap.mmap(-1, size)
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    assert libc.mprotect(addr + size - page, page, 0) == 0  # PROT_NONE
+    g = np.frombuffer(buf, a.dtype, count=a.size, offset=size - page - a.nbytes)
+    g = g.reshape(a.shape)
+    g[...] = a
+    return g
+
+
+needs_mprotect = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                    reason="guard pages through libc's mprotect")
+
+
+@needs_mprotect
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_blocks_read_only_the_rows_they_store(rng, dtype):
+    """A block of ``nrow < MR`` rows reads ``nrow`` rows of ``a``, none past them (the
+    weights of 512 output channels are not a whole number of 6-row blocks, and are not
+    padded: NOTES 104), in every micro-kernel, with the sums right."""
+    vl = mk.lanes(dtype)
+    kk, lda, ldo = 9, 11, 3 * vl + 4
+    b = rng.standard_normal(100 + 3 * vl).astype(dtype)
+    koff = rng.integers(0, 100, kk).astype(np.int64)
+    for nrow in (1, mk.MR - 1):
+        a = _guarded(rng.standard_normal(nrow * lda - (lda - kk)).astype(dtype))  # last row: kk
+        rows = np.stack([a[i * lda:i * lda + kk] for i in range(nrow)]).astype(np.float64)
+        bias = rng.standard_normal(max(mk.MR, vl * 3)).astype(dtype)
+        for kind, nv in [("cols", 1), ("cols", 2), ("rows", 1), ("rows", 2), ("taps", 1),
+                         ("taps", 2), ("taps", 3), ("vectors", mk.TAP_VECTORS)]:
+            nr = nv * vl
+            panel = np.stack([b[o:o + nr] for o in koff])
+            out = np.full(max(mk.MR, nr) * ldo, np.nan, dtype)
+            if kind == "cols":  # rows are positions, columns channels (transposed stores)
+                _block(nv == 2, a, 0, lda, np.ascontiguousarray(panel), kk, bias, out, 0, ldo,
+                       nrow, nr)
+                got = out[:nr * ldo].reshape(nr, ldo)[:, :nrow].T
+                want = rows @ panel.astype(np.float64) + bias[:nr]
+            else:
+                if kind == "rows":
+                    _block(nv == 2, a, 0, lda, np.ascontiguousarray(panel), kk, bias, out, 0,
+                           ldo, nrow, nr, rows_out=True)
+                elif kind == "taps":
+                    _taps(nv, a, 0, lda, b, koff, kk, bias, out, 0, ldo, nrow, nr)
+                else:
+                    lanes_at = np.array([0, vl, 2 * vl], np.int64)
+                    _vectors(a, 0, lda, b, koff, kk, lanes_at, bias, out, lanes_at, ldo, nrow,
+                             np.full(3, vl, np.int64))
+                got = out[:mk.MR * ldo].reshape(mk.MR, ldo)[:nrow, :nr]
+                want = rows @ panel.astype(np.float64) + bias[:nrow, None]
+            bound = np.abs(rows) @ np.abs(panel.astype(np.float64)) + np.abs(want)
+            assert_sums_close(got, want, bound, dtype)
+
+
+@needs_mprotect
+@pytest.mark.parametrize("path, xs, ws, kw", [
+    ("pointwise", (2, 8, 5, 7), (13, 8, 1, 1), {}),
+    ("implicit rows", (2, 3, 9, 40), (19, 3, 3, 3), dict(stride=2, padding=1)),
+    ("implicit narrow", (1, 4, 6, 36), (26, 4, 3, 3), dict(padding=1)),
+    ("implicit flat", (1, 40, 3, 3), (17, 40, 3, 3), dict(padding=1)),
+])
+def test_conv_reads_no_weight_past_the_last(rng, count_calls, path, xs, ws, kw):
+    """Weights whose last element ends a readable page, on the paths that pass the caller's
+    C-contiguous weights to the micro-kernels as they are, output channels cut short of a
+    whole block."""
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = _guarded(rng.standard_normal(ws).astype(np.float32))
+    module, name = ((_pointwise, "onetap") if path == "pointwise" else (_implicit, "implicit"))
+    n = count_calls(module, name)
+    got = numbaconv.conv(x, w, **kw)
+    assert n[0] == 1
+    if path == "implicit narrow":
+        assert _implicit.narrow_blocks(ws[0]) and ws[0] % mk.NARROW_ROWS
+    assert_close(got, conv_ref(x, w, **kw), np.float32)
+
+
+@needs_mprotect
+def test_separable_bands_read_no_pointwise_weight_past_the_last(rng, count_calls):
+    x = rng.standard_normal((2, 8, 6, 20)).astype(np.float32)
+    dw = rng.standard_normal((8, 1, 3, 3)).astype(np.float32)
+    pw = _guarded(rng.standard_normal((13, 8)).astype(np.float32))
+    n = count_calls(_separable_rows, "separable")
+    got = numbaconv.separable_conv(x, dw, pw, padding=1)
+    assert n[0] == 1
+    want = conv_ref(conv_ref(x, dw, padding=1, groups=8), pw[:, :, None, None])
+    assert_close(got, want, np.float32)
 
 
 def test_block_with_empty_reduction_writes_the_bias():
