@@ -215,7 +215,8 @@ def test_row_plan_chunks_and_copies():
     assert copies.tolist() == [[1, 0, 3], [38, 37 * 30, 3]]
     assert offs.tolist() == [-1, 0, 1, 29, 30, 31, 59, 60, 61] and head == 1
     assert plane_len == 1 + 42 * 30 + 1
-    assert masks[:, :30].tolist() == [[False] + [True] * 29, [True] * 30, [True] * 29 + [False]]
+    # all bits set where a column is inside the row (the sweeps AND the samples with it)
+    assert masks[:, :30].tolist() == [[0] + [-1] * 29, [-1] * 30, [-1] * 29 + [0]]
     small = kernel_tables(conv_window((14, 14), (3, 3), 1, 1, 1))
     copies, _, chunks, *_ = _direct_rows.row_plan(small.geom, small.maps, _direct_rows._CHUNK)
     assert chunks.tolist() == [[0, 0, 14, -1]]  # copied whole: 196 outputs
