@@ -177,13 +177,14 @@ def phase_rows(xc, geom, maps, vrows, s, vls, dst, row, zero):
 
     ``row`` is scratch of at least ``s * vls`` elements.
     """
+    if s == 1:  # the rows as they are: one call for the plane (a call a row, 34 samples
+        # long in conv3d (2,16,32,32,32), cost more than the copies, NOTES 106)
+        virtual_plane(xc, geom, maps, vrows, dst, zero)
+        return
     vl = geom[G_VLEN, geom.shape[1] - 1]
     rl = s * vls
     for r in range(vrows.shape[0]):
         d = dst[r * rl:(r + 1) * rl]
-        if s == 1:
-            virtual_plane(xc, geom, maps, vrows[r:r + 1], d, zero)
-            continue
         virtual_plane(xc, geom, maps, vrows[r:r + 1], row, zero)
         for j in range(vl, rl):
             row[j] = zero
