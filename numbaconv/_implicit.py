@@ -325,8 +325,9 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, f
         frow[orows[r] // vl - vr0] = r
     fpos = (orows[norow - 1] // vl - vr0) * rl + olast
     fscr = worker_rows(max(workers, 1) if flat > 0 else 1, MR * nr, x, False)
-    vofs = np.zeros((max(workers, 1), 3, 8), dtype=np.int64)  # a block's vectors: panel and
-    # output offsets, columns
+    # a job's blocks' vectors: panel offsets, output offsets (from the group's first channel),
+    # columns; and a block's output offsets for one block of channels
+    vofs = np.zeros((max(workers, 1), 4, _RUN_1D if seg1 else _RUN, 8), dtype=np.int64)
     for n0 in range(0, nimg, chunk):
         nb = min(chunk, nimg - n0)
         nbuild = 0 if seg1 else nb * nc
@@ -363,28 +364,37 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, f
                 else:
                     src = planes
                 vo = vofs[wk]
-                # row blocks outside, the job's vectors inside (whole rows or not, a block's
-                # vectors from up to two rows): one block's weight rows and the job's plane
-                # rows both stay in L1
+                nub = (u1 - u0 + nvb - 1) // nvb
+                # the job's blocks of vectors placed once (whole rows or not, a block's vectors
+                # from up to two rows), not again for each block of channels: three divisions
+                # a block call (NOTES 108)
+                for ib in range(nub):
+                    for v in range(nvb):
+                        uv = u0 + ib * nvb + v
+                        u = min(uv, u1 - 1)  # past the job: the last vector, not stored
+                        row = u // nvr
+                        cv = (u - row * nvr) * vlen
+                        if seg1:
+                            vo[0, ib, v] = cv - u0 * vlen
+                        else:
+                            vo[0, ib, v] = (nn * nc + g * cg) * plen + (orows[row] // vl) * rl + cv
+                        vo[1, ib, v] = ((n0 + nn) * cout + g * m) * lout + row * olast + cv
+                        vo[2, ib, v] = min(vlen, olast - cv) if uv < u1 else 0
+                oo = vo[3, 0]
+                # row blocks outside, the job's vectors inside: one block's weight rows and
+                # the job's plane rows both stay in L1
                 for r0 in range(0, m, rb):
                     co = g * m + r0
-                    for ub in range(u0, u1, nvb):
+                    for ib in range(nub):
                         for v in range(nvb):
-                            u = min(ub + v, u1 - 1)  # past the job: the last vector, not stored
-                            row = u // nvr
-                            cv = (u - row * nvr) * vlen
-                            if seg1:
-                                vo[0, v] = cv - u0 * vlen
-                            else:
-                                vo[0, v] = (nn * nc + g * cg) * plen + (orows[row] // vl) * rl + cv
-                            vo[1, v] = ((n0 + nn) * cout + co) * lout + row * olast + cv
-                            vo[2, v] = min(vlen, olast - cv) if ub + v < u1 else 0
+                            oo[v] = vo[1, ib, v] + r0 * lout
                         if thin:
-                            vector_block_narrow(w, co * kk, kk, src, koff, kk, vo[0], bias[co:],
-                                                out, vo[1], lout, min(rb, m - r0), vo[2])
+                            vector_block_narrow(w, co * kk, kk, src, koff, kk, vo[0, ib],
+                                                bias[co:], out, oo, lout, min(rb, m - r0),
+                                                vo[2, ib])
                         else:
-                            vector_block(w, co * kk, kk, src, koff, kk, vo[0], bias[co:], out,
-                                         vo[1], lout, min(rb, m - r0), vo[2])
+                            vector_block(w, co * kk, kk, src, koff, kk, vo[0, ib], bias[co:],
+                                         out, oo, lout, min(rb, m - r0), vo[2, ib])
                 if act != 0:  # the job's outputs, a run of each row it touches
                     for row in range(u0 // nvr, (u1 - 1) // nvr + 1):
                         c0 = max(u0 - row * nvr, 0) * vlen
