@@ -19,7 +19,7 @@ virtual plane nor a write-out:
   rows of the input's own width, the leading axes padded through their maps
   as everywhere else (``virtual_row_table``). Only the rows those chunks read
   are copied; a worker's padding rows are zeroed once. Planes of fewer than
-  512 outputs are copied whole and swept in one chunk: that costs less than
+  1024 outputs are copied whole and swept in one chunk: that costs less than
   the extra sweeps at their edges;
 * the sweeps (:func:`sweep_block`) are explicit full-width vectors, blocks of
   up to 4 kernel rows by 3 columns, and fetch a later job's input plane into
@@ -75,8 +75,9 @@ _CHUNK = 4096
 _AHEAD = 2
 #: planes of fewer output positions are read from the row plane whole, in one chunk: the
 #: copy costs less than the extra sweeps of the chunks at their padded edges (depthwise
-#: (8,256,14,14): 0.125 -> 0.105 ms; (8,256,28,28) read in place: 0.33 against 0.38)
-_IN_PLACE_MIN = 512
+#: (8,256,14,14): 0.125 -> 0.105 ms on Zen 4; on Zen 3 (8,256,28,28) is 5% faster copied
+#: whole, and (8,64,56,56) 8% slower, NOTES 109)
+_IN_PLACE_MIN = 1024
 
 
 def usable(tab: Tables) -> bool:

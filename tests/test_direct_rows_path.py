@@ -46,14 +46,15 @@ def calls(count_calls):
     (2, (5, 1), (3, 1), 1, (1, 0)),  # rows one wide
     (3, (5, 6, 7), (3, 3, 3), 1, 1),
     (3, (4, 5, 9), (2, 3, 5), (1, 2, 1), "same"),
-    # planes of 512 outputs or more: the chunks away from the edges read the input in place
-    (1, (700,), (5,), 1, "same"),
+    # planes of 1024 outputs or more (in 2-D the chunks away from the edges read the input
+    # in place; in 1-D, and past a padded leading axis, there are no margin rows for it)
+    (1, (1400,), (5,), 1, "same"),
     (2, (40, 30), (3, 3), 1, 1),
-    (2, (33, 19), (4, 2), 1, "same"),
-    (2, (30, 20), (5, 5), (2, 1), "same"),
-    (2, (26, 23), (3, 3), 1, (0, 1)),
-    (2, (20, 40), (3, 7), 1, ((2, 0), (6, 0))),
-    (3, (6, 12, 10), (3, 3, 3), 1, 1),
+    (2, (60, 19), (4, 2), 1, "same"),
+    (2, (60, 20), (5, 5), (2, 1), "same"),
+    (2, (50, 23), (3, 3), 1, (0, 1)),
+    (2, (30, 40), (3, 7), 1, ((2, 0), (6, 0))),
+    (3, (6, 12, 20), (3, 3, 3), 1, 1),
 ])
 def test_matches_reference(rng, calls, d, shape, kernel, dilation, padding, dtype):
     x = rng.standard_normal((2, 4) + shape).astype(dtype)
@@ -70,13 +71,25 @@ def test_matches_reference(rng, calls, d, shape, kernel, dilation, padding, dtyp
 @pytest.mark.parametrize("mode", MODES)
 def test_leading_axes_in_every_mode(rng, calls, mode, dtype):
     """Only the last axis must be zero-padded; the rows are padded through their maps."""
-    for shape in ((6, 5, 9), (8, 9, 9)):  # a small plane (copied whole) and one read in place
+    # a small plane (copied whole), and one whose middle chunks read the input in place (its
+    # rows only padded along the first axis, so the rows a chunk reads are consecutive)
+    for shape, pad, in_place in (((6, 5, 9), (1, 2), False), ((8, 12, 15), (0, 0), True)):
         x = rng.standard_normal((2, 3) + shape).astype(dtype)
         w = rng.standard_normal((3, 1, 3, 3, 1)).astype(dtype)
-        kw = dict(padding=((2, 1), (1, 2), (0, 0)), groups=3, padding_mode=mode)
+        kw = dict(padding=((2, 1), pad, (0, 0)), groups=3, padding_mode=mode)
         y = numbaconv.conv(x, w, **kw)
         assert_close(y, conv_ref(x, w, **kw), dtype)
+        assert _reads_in_place(shape, (3, 3, 1), kw["padding"]) == in_place
     assert calls[0] == 2
+
+
+def _reads_in_place(shape, kernel, padding):
+    """Whether some chunk of the row sweeps' plan reads the input itself."""
+    from numbaconv._geometry import conv_window, kernel_tables
+
+    tab = kernel_tables(conv_window(shape, kernel, 1, padding, 1))
+    chunks = _direct_rows.row_plan(tab.geom, tab.maps, _direct_rows._CHUNK)[2]
+    return bool((chunks[:, 3] >= 0).any())
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -100,7 +113,7 @@ def test_several_chunks_of_rows(rng, calls):
     assert calls[0] == 1
 
 
-@pytest.mark.parametrize("rows", [6, 64])  # the plane copied whole, or read in place
+@pytest.mark.parametrize("rows", [6, 160])  # the plane copied whole, or read in place
 def test_neighbouring_rows_do_not_leak(rng, calls, rows):
     """A tap past a row's end reads the next row's first sample: it must count as 0."""
     x = rng.standard_normal((1, 1, rows, 8))
@@ -109,6 +122,7 @@ def test_neighbouring_rows_do_not_leak(rng, calls, rows):
     x[0, 0, -20 % rows, 7] = -np.inf  # in place: inside the chunk that reads the input
     w = np.abs(rng.standard_normal((1, 1, 3, 3))) + 0.1
     y = numbaconv.conv(x, w, padding=1)
+    assert _reads_in_place((rows, 8), (3, 3), 1) == (rows > 6)
     ref = conv_ref(x, w, padding=1)
     np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
     np.testing.assert_array_equal(np.isposinf(y), np.isposinf(ref))
