@@ -59,6 +59,28 @@ def test_matches_definition(rng, d, dtype, stride, padding, dilation, groups, of
     assert_close(y, deform_conv_ref(x, off, w, b, **kw), dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d", [2, 3])
+@pytest.mark.parametrize("cin, groups, offset_groups", [
+    (16, 1, 1),  # a group's channels: two float32 vectors, four float64 ones
+    (48, 2, 3),  # offset groups of 16 straddling weight groups of 24: runs of 16 and 8
+    (12, 1, 1),  # not a whole number of float32 vectors
+])
+def test_channel_runs_in_vectors_match_definition(rng, dtype, d, cin, groups, offset_groups):
+    """Each point's corners summed over runs of channels that fill vectors (the explicit
+    vectors of ``blend_vectors``) or do not (the plain loop)."""
+    kernel = (3,) * d
+    size = {2: 6, 3: 4}[d]
+    x = rng.standard_normal((2, cin) + (size,) * d).astype(dtype)
+    w = rng.standard_normal((8, cin // groups) + kernel).astype(dtype)
+    ntap = math.prod(kernel)
+    off = (2.0 * rng.standard_normal((2, d * offset_groups * ntap) + (size,) * d)).astype(dtype)
+    mask = rng.random((2, offset_groups * ntap) + (size,) * d).astype(dtype)
+    kw = dict(padding=1, mask=mask)  # the weight groups: C_in / weight.shape[1], as torchvision
+    y = numbaconv.deform_conv(x, off, w, **kw)
+    assert_close(y, deform_conv_ref(x, off, w, **kw), dtype)
+
+
 @pytest.mark.parametrize("d", [1, 2, 3])
 @pytest.mark.parametrize("stride, padding, dilation, groups", [
     (1, 0, 1, 1), (2, 1, 1, 2), (1, "same", 2, 1), (3, ((2, 0),) * 3, 1, 4), (2, "valid", 2, 2),
