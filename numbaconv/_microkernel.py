@@ -102,24 +102,23 @@ def _fma_types(context, builder, dtype):
 
 def _block_rows(builder, ap, ld_v, nrow_v, mr):
     """The pointers to the ``mr`` rows of a block of ``a`` (``ap`` its first row's, rows
-    ``ld_v`` elements apart): rows at or past ``nrow_v`` repeat row ``nrow_v - 1``.
+    ``ld_v`` elements apart): rows at or past ``nrow_v`` point at the first row.
 
     So a block cut short reads only the rows it stores (its other sums are
     computed and dropped), and the rows' array needs no padding to whole
     blocks: the weights of 512 output channels, not a multiple of 6, used to
     be copied on every call to add the rows a last block read (9.4 MB for a
-    late layer's 3x3, NOTES 104).
+    late layer's 3x3, NOTES 104). A compare and a select a row: the first
+    row rather than the last below ``nrow`` keeps the rows' offsets the
+    constant multiples of ``ld_v`` they were.
     """
     i64 = ir.IntType(64)
-    last = builder.sub(nrow_v, ir.Constant(i64, 1))
-    last = builder.select(builder.icmp_signed("<", last, ir.Constant(i64, 0)),
-                          ir.Constant(i64, 0), last)
     rows = []
     for i in range(mr):
-        idx = ir.Constant(i64, i)
+        row = builder.gep(ap, [builder.mul(ld_v, ir.Constant(i64, i))])
         if i:
-            idx = builder.select(builder.icmp_signed("<", idx, nrow_v), idx, last)
-        rows.append(builder.gep(ap, [builder.mul(ld_v, idx)]))
+            row = builder.select(builder.icmp_signed("<", ir.Constant(i64, i), nrow_v), row, ap)
+        rows.append(row)
     return rows
 
 
@@ -347,7 +346,7 @@ _COLS_DOC = """``out[o_off + j*ldo + i] = bias[j] + sum_k a[a_off + i*lda + k] *
 
 For ``i < nrow <= MR`` and ``j < ncol <= NR``, ``NR`` = {nv} vector(s) of the
 dtype, ``k < kk``. ``a`` needs ``nrow`` rows from ``a_off`` (a block's other rows
-repeat row ``nrow - 1``: computed and not stored), ``b`` is one panel ``(kk, NR)`` and ``bias`` one
+repeat its first: computed and not stored), ``b`` is one panel ``(kk, NR)`` and ``bias`` one
 bias panel ``(NR,)``, both C-contiguous; ``out`` is C-contiguous.
 """
 
