@@ -75,6 +75,21 @@ def corner_stencils(k, d, ilo, ihi, wlo, whi, scale, ok, zrow, coff, cwt, zero):
     weight zero, whatever its scale.
     """
     n = coff.shape[0]
+    if d == 2 or d == 3:  # one pass over the points (five for 3-D below: NOTES 111)
+        u0 = (k >> (d - 1)) & 1
+        u1 = (k >> (d - 2)) & 1
+        i0, w0 = (ihi[0], whi[0]) if u0 else (ilo[0], wlo[0])
+        i1, w1 = (ihi[1], whi[1]) if u1 else (ilo[1], wlo[1])
+        if d == 2:
+            for p in range(n):
+                coff[p] = i0[p] + i1[p] if ok[p] else zrow
+                cwt[p] = scale[p] * w0[p] * w1[p] if ok[p] else zero
+            return
+        i2, w2 = (ihi[2], whi[2]) if k & 1 else (ilo[2], wlo[2])
+        for p in range(n):
+            coff[p] = i0[p] + i1[p] + i2[p] if ok[p] else zrow
+            cwt[p] = scale[p] * w0[p] * w1[p] * w2[p] if ok[p] else zero
+        return
     for p in range(n):
         coff[p] = 0
         cwt[p] = scale[p]
