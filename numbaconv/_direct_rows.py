@@ -391,8 +391,8 @@ def row_plan(geom, maps, chunk):
     return copies[:ncopy], offs, chunks[:nchunk], masks, head, plane_len
 
 
-@njit(**PARALLEL)
-def window_rows(x, w, bias, out, groups, geom, maps, act, zero, nband, workers):
+def window_rows(x: np.ndarray, w: np.ndarray, bias: np.ndarray, out: np.ndarray, groups: int,
+                tab: Tables, act: int, zero: np.floating, nband: int, workers: int) -> None:
     """Direct convolution for windows that keep the row width, one job per (image, channel out,
     band of chunks).
 
@@ -402,6 +402,26 @@ def window_rows(x, w, bias, out, groups, geom, maps, act, zero, nband, workers):
     ``nband`` bands of the plan's chunks a plane (more than one when the
     planes are too few for the workers).
     """
+    copies, offs, chunks, masks, head, plane_len = _plan(tab.geom.tobytes(), tab.geom.shape,
+                                                         tab.maps.tobytes())
+    _window_rows(x, w, bias, out, groups, tab.geom, copies, offs, chunks, masks, head, plane_len,
+                 act, zero, nband, workers)
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(gkey: bytes, gshape: tuple[int, int], mkey: bytes) -> tuple:
+    """:func:`row_plan` of chunks of ``_CHUNK`` outputs, cached: made in each call, it took
+    ~9 us of a small call's ~80 (depthwise (1,16,28,28)). Its arrays stay writeable, the type
+    :mod:`numbaconv._separable_rows` gives :func:`add_channel` too (one compiled
+    specialisation); nothing writes to them."""
+    return row_plan(np.frombuffer(gkey, np.int64).reshape(gshape), np.frombuffer(mkey, np.int64),
+                    _CHUNK)
+
+
+@njit(**PARALLEL)
+def _window_rows(x, w, bias, out, groups, geom, copies, offs, chunks, masks, head, plane_len,
+                 act, zero, nband, workers):
+    """:func:`window_rows`' kernel, given the plan (:func:`row_plan`)."""
     nimg, nc, _ = x.shape
     cout = w.shape[0]
     m = cout // groups
@@ -409,7 +429,6 @@ def window_rows(x, w, bias, out, groups, geom, maps, act, zero, nband, workers):
     last = geom.shape[1] - 1
     width = geom[G_OUT, last]
     kl = geom[G_K, last]
-    copies, offs, chunks, masks, head, plane_len = row_plan(geom, maps, _CHUNK)
     ntap = offs.shape[0]
     nchunk = chunks.shape[0]
     njobs = nimg * cout * nband

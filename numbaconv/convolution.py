@@ -7,6 +7,7 @@ weights ``(C_out, C_in // groups, *kernel)``).
 
 from __future__ import annotations
 
+import math
 import operator
 from typing import NamedTuple
 
@@ -190,9 +191,9 @@ def _fill_window(out: np.ndarray, xb: np.ndarray, w2: np.ndarray, bias: np.ndarr
     wc = w2.reshape(cout, ntap, -1).transpose(0, 2, 1) if tap_major else w2
     if dw is None and cout // groups < _MIN_GEMM_ROWS:  # the direct schedule
         wd = to_kernel(wc, cdt).reshape(cout, -1)
-        rows = int(np.prod(out_shape[:-1], dtype=np.int64))
+        rows = math.prod(out_shape[:-1])
         if _direct_rows.usable(tab):
-            _direct_rows.window_rows(x3, wd, b, out3, groups, tab.geom, tab.maps, act, zero,
+            _direct_rows.window_rows(x3, wd, b, out3, groups, tab, act, zero,
                                      _bands(nimg * cout, rows, workers, 2), workers)
         else:
             _core.window_direct(x3, wd, b, out3, groups, tab.geom, tab.maps, tab.voff, act, zero,
