@@ -104,3 +104,20 @@ def test_inputs_never_modified_on_error():
     with pytest.raises(ValueError):
         numbaconv.conv(x, W, padding=-1)
     np.testing.assert_array_equal(x, X)
+
+
+def test_cached_windows_still_check_types():
+    """Windows are cached by their parameters (``conv_window``): ``True``, ``1.0`` and the
+    like equal (and hash as) the ints already cached, and must still raise."""
+    x = np.random.default_rng(0).standard_normal((1, 4, 8, 8)).astype(np.float32)
+    w = np.ones((6, 4, 3, 3), np.float32)
+    y = numbaconv.conv(x, w, stride=1, padding=1, dilation=1)  # now cached
+    for kwargs in (dict(stride=True), dict(stride=(1, True)), dict(stride=1.0),
+                   dict(padding=(1.0, 1)), dict(padding=((1, True), 1)), dict(dilation=True)):
+        args = dict(stride=1, padding=1, dilation=1)
+        args.update(kwargs)
+        with pytest.raises(TypeError, match=next(iter(kwargs))):
+            numbaconv.conv(x, w, **args)
+    # other integer types and lists take the uncached checks, with the same result
+    same = numbaconv.conv(x, w, stride=np.int64(1), padding=[1, 1], dilation=(np.int32(1), 1))
+    np.testing.assert_array_equal(same, y)
