@@ -299,29 +299,32 @@ def _rows_epilogue(builder, res, biasp, outp, o_off_v, ldo_v, nrow_v, ncol_v, ft
     _store_rows(builder, res, biasp, outs, ldo_v, nrow_v, ncols, fty, vl)
 
 
-def _store_rows(builder, res, biasp, outs, ldo_v, nrow_v, ncols, fty, vl):
+def _store_rows(builder, res, biasp, outs, ldo_v, nrow_v, ncols, fty, vl, acc=None):
     """``outs[v][i*ldo + j] = res[i][v][j] + bias[i]`` for ``i < nrow`` and ``j < ncols[v]``.
 
     ``outs[v]`` is vector ``v``'s element pointer, ``ncols[v]`` an ``i64``
     (lanes at or past it are not stored; none when it is not positive); one
     store per row and vector, plain for the vectors whose every row and column
     is stored, else masked (:func:`_plain_or_masked`). ``bias`` is read for the
-    rows below ``nrow`` only.
+    rows below ``nrow`` only. With ``acc`` (an ``i1``) true, ``res`` is added to
+    what ``outs`` hold instead of to the bias (a later part of a split reduction).
     """
     i64 = ir.IntType(64)
     size = 4 if isinstance(fty, ir.FloatType) else 8
     vty = ir.VectorType(fty, vl)
-    store = _masked_store(builder, vl, fty, "f32" if size == 4 else "f64")
+    suffix = "f32" if size == 4 else "f64"
+    store = _masked_store(builder, vl, fty, suffix)
+    load = _masked_load(builder, vl, fty, suffix)
     align = ir.Constant(ir.IntType(32), size)
     no_cols = ir.Constant(ir.VectorType(ir.IntType(1), vl), [0] * vl)
-    sums = []  # per row: its row-in flag and its vectors plus the bias
+    zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * vl)
+    rows = []  # per row: its row-in flag and its bias vector
     for i in range(len(res)):
         row_in = builder.icmp_signed("<", ir.Constant(i64, i), nrow_v)
         # the bias of a row past nrow is not read: its index is clamped to row 0
         b = builder.load(builder.gep(biasp, [builder.select(row_in, ir.Constant(i64, i),
                                                             ir.Constant(i64, 0))]))
-        bvec = _splat(builder, b, vty)
-        sums.append((row_in, [builder.fadd(r, bvec) for r in res[i]]))
+        rows.append((row_in, _splat(builder, b, vty)))
     all_rows = builder.icmp_signed(">=", nrow_v, ir.Constant(i64, len(res)))
     for v, out in enumerate(outs):
         def dst(i, out=out):
@@ -329,14 +332,18 @@ def _store_rows(builder, res, biasp, outs, ldo_v, nrow_v, ncols, fty, vl):
                                    vty.as_pointer())
 
         def plain(v=v, dst=dst):
-            for i, (_, row) in enumerate(sums):
-                builder.store(row[v], dst(i), align=size)
+            for i, (_, bvec) in enumerate(rows):
+                add = bvec if acc is None else builder.select(
+                    acc, builder.load(dst(i), align=size), bvec)
+                builder.store(builder.fadd(res[i][v], add), dst(i), align=size)
 
         def masked(v=v, dst=dst):
             col_ok = _lanes_below(builder, ir.Constant(i64, 0), ncols[v], vl)
-            for i, (row_in, row) in enumerate(sums):
-                builder.call(store, [row[v], dst(i), align,
-                                     builder.select(row_in, col_ok, no_cols)])
+            for i, (row_in, bvec) in enumerate(rows):
+                lanes_ = builder.select(row_in, col_ok, no_cols)
+                add = bvec if acc is None else builder.select(
+                    acc, builder.call(load, [dst(i), align, lanes_, zero]), bvec)
+                builder.call(store, [builder.fadd(res[i][v], add), dst(i), align, lanes_])
 
         whole = builder.and_(all_rows, builder.icmp_signed(">=", ncols[v], ir.Constant(i64, vl)))
         _plain_or_masked(builder, whole, plain, masked)
@@ -644,7 +651,7 @@ def _vectors_codegen(nv: int, mr: int = MR):
 
     def codegen(context, builder, sig, args):
         i64 = ir.IntType(64)
-        (aty, _, _, bty, koffty, _, boffty, biasty, outty, ooffty, _, _, ncty) = sig.args
+        aty = sig.args[0]
 
         def data(i):
             return context.make_array(sig.args[i])(context, builder, args[i]).data
@@ -667,14 +674,16 @@ def _vectors_codegen(nv: int, mr: int = MR):
         res = _reduction(builder, kk_v, rows, nv, fty, vty, fmuladd, panel, "vectors")
         outs = [builder.gep(outp, [builder.load(builder.gep(ooffp, [vec[v]]))]) for v in range(nv)]
         ncols = [builder.load(builder.gep(ncp, [vec[v]])) for v in range(nv)]
-        _store_rows(builder, res, biasp, outs, ldo_v, nrow_v, ncols, fty, vl)
+        _store_rows(builder, res, biasp, outs, ldo_v, nrow_v, ncols, fty, vl,
+                    context.cast(builder, args[13], sig.args[13], types.boolean))
         return context.get_dummy_value()
 
     return codegen
 
 
 @intrinsic
-def vector_block(typingctx, a, a_off, lda, b, koff, kk, boff, bias, out, ooff, ldo, nrow, ncols):
+def vector_block(typingctx, a, a_off, lda, b, koff, kk, boff, bias, out, ooff, ldo, nrow, ncols,
+                 acc):
     """``out[ooff[v] + i*ldo + j] = bias[i] + sum_k a[a_off + i*lda + k] * b[bv + koff[k] + j]``.
 
     With ``bv = boff[v]``: the in-place micro-kernel of :data:`TAP_VECTORS`
@@ -684,14 +693,16 @@ def vector_block(typingctx, a, a_off, lda, b, koff, kk, boff, bias, out, ooff, l
     can hold pieces of several rows of outputs (a vector with ``ncols[v] =
     0`` stores nothing; its loads still read ``b[boff[v] + koff[k]:]``).
     ``boff``, ``ooff``, ``ncols``: int64, at least :data:`TAP_VECTORS` each.
+    With ``acc`` true, ``out[...] + sum`` instead of ``bias[i] + sum``: the
+    reduction split in parts, each part added to the one before.
     """
-    sig = types.none(a, a_off, lda, b, koff, kk, boff, bias, out, ooff, ldo, nrow, ncols)
+    sig = types.none(a, a_off, lda, b, koff, kk, boff, bias, out, ooff, ldo, nrow, ncols, acc)
     return sig, _vectors_codegen(TAP_VECTORS)
 
 
 @intrinsic
 def vector_block_narrow(typingctx, a, a_off, lda, b, koff, kk, boff, bias, out, ooff, ldo, nrow,
-                        ncols):
+                        ncols, acc):
     """:func:`vector_block` with blocks of :data:`NARROW_ROWS` rows and three vectors (AVX2).
 
     For ``i < nrow <= NARROW_ROWS``; ``boff``, ``ooff``, ``ncols`` hold at
@@ -700,7 +711,7 @@ def vector_block_narrow(typingctx, a, a_off, lda, b, koff, kk, boff, bias, out, 
     (2,16,32,32,32) -> 32 about 10% faster, a 7x7 stem of 64 channels 2% slower
     (NOTES 100).
     """
-    sig = types.none(a, a_off, lda, b, koff, kk, boff, bias, out, ooff, ldo, nrow, ncols)
+    sig = types.none(a, a_off, lda, b, koff, kk, boff, bias, out, ooff, ldo, nrow, ncols, acc)
     return sig, _vectors_codegen(BLOCK_VECTORS, NARROW_ROWS or MR)
 
 

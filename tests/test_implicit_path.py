@@ -53,6 +53,36 @@ def test_matches_reference(rng, calls, d, mode, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("parts", [2, 3])
+def test_reduction_in_parts(rng, calls, monkeypatch, parts, dtype):
+    """A row job's reduction split into parts of whole channels (plane rows past L1): the
+    bias counted once, the activation applied after the last part, blocks of rows and
+    vectors cut short, two groups."""
+    x = rng.standard_normal((2, 32, 4, 5, 40)).astype(dtype)
+    w = rng.standard_normal((38, 16, 3, 3, 3)).astype(dtype)
+    b = rng.standard_normal(38).astype(dtype)
+    kw = dict(padding=1, groups=2, activation="relu")
+    tab = kernel_tables(conv_window(x.shape[2:], w.shape[2:], 1, 1, 1))
+    args = (tab.geom.tobytes(), tab.geom.shape, tab.voff.tobytes(), 16, x.itemsize, 3)
+    whole = 16 * 27
+    monkeypatch.setattr(_implicit, "_L1_BYTES", _implicit._L1_BYTES)
+    _implicit._channel_parts.cache_clear()
+    if dtype == np.float64:  # (16 channels of 8-byte rows: already past L1)
+        assert _implicit._channel_parts(*args) < whole
+    # the budget that splits the channels into ``parts``
+    per = 3 * (3 + (-(-4 * 3 // 5) + 1) - 1) * 42 * x.itemsize
+    monkeypatch.setattr(_implicit, "_L1_BYTES", -(-16 * per // parts))
+    _implicit._channel_parts.cache_clear()
+    try:
+        assert _implicit._channel_parts(*args) == -(-16 // parts) * 27
+        y = numbaconv.conv(x, w, b, **kw)
+    finally:
+        _implicit._channel_parts.cache_clear()
+    assert calls[0] == 1
+    assert_close(y, conv_ref(x, w, b, **kw), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_stem_shape_and_image_chunks(rng, calls, monkeypatch, dtype):
     """A 7x7 stride-2 stem on RGB (the bench's shape, smaller), one image's planes per worker
     at a time (three images: with two workers, chunks of two and one)."""

@@ -121,8 +121,8 @@ def test_tap_block_reads_its_panel_through_the_offsets(rng, dtype, nv):
 
 
 @njit(cache=False)
-def _vectors(a, a_off, lda, b, koff, kk, boff, bias, out, ooff, ldo, nrow, ncols):
-    mk.vector_block(a, a_off, lda, b, koff, kk, boff, bias, out, ooff, ldo, nrow, ncols)
+def _vectors(a, a_off, lda, b, koff, kk, boff, bias, out, ooff, ldo, nrow, ncols, acc=False):
+    mk.vector_block(a, a_off, lda, b, koff, kk, boff, bias, out, ooff, ldo, nrow, ncols, acc)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -155,6 +155,37 @@ def test_vector_block_places_each_vector_on_its_own(rng, dtype):
             assert_sums_close(got[:nrow, :ncols[v]], full[:, :ncols[v]], bound[:, :ncols[v]],
                               dtype)
             written[ooff[v]:ooff[v] + mk.MR * ldo].reshape(mk.MR, ldo)[:nrow, :ncols[v]] = True
+        assert np.isnan(out[~written]).all(), (nrow, ncols)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_vector_block_adds_a_later_part(rng, dtype):
+    """With ``acc`` a block adds its sums to what the outputs hold (not to the bias): two
+    parts of a reduction give the whole one, rows and columns cut short included; nothing
+    else is read as a sum or written."""
+    vl, nv = mk.lanes(dtype), mk.TAP_VECTORS
+    kk, lda, ldo = 13, 13, 4 * vl
+    a = rng.standard_normal(mk.MR * lda).astype(dtype)
+    b = rng.standard_normal(200 + vl).astype(dtype)
+    koff = rng.integers(0, 150, kk).astype(np.int64)
+    rows = a.reshape(mk.MR, lda).astype(np.float64)
+    for nrow, ncols in [(mk.MR, [vl, vl, vl]), (mk.MR - 2, [vl - 1, 0, 3])]:
+        boff = np.array([0, 40, 90], np.int64)
+        ooff = np.array([0, vl, 2 * vl], np.int64)
+        nc = np.array(ncols[:nv] + [0] * (3 - nv), np.int64)
+        bias = rng.standard_normal(mk.MR).astype(dtype)
+        out = np.full(ooff.max() + mk.MR * ldo, np.nan, dtype)
+        k = 5  # the first part: steps 0..4, with the bias; the second adds steps 5..12
+        _vectors(a, 0, lda, b, koff[:k], k, boff, bias, out, ooff, ldo, nrow, nc)
+        _vectors(a, k, lda, b, koff[k:], kk - k, boff, bias, out, ooff, ldo, nrow, nc, True)
+        written = np.zeros(out.shape, bool)
+        for v in range(nv):
+            panel = np.stack([b[boff[v] + o:boff[v] + o + vl] for o in koff]).astype(np.float64)
+            full = rows[:nrow] @ panel + bias[:nrow, None].astype(np.float64)
+            bound = np.abs(rows[:nrow]) @ np.abs(panel) + np.abs(full)
+            got = out[ooff[v]:ooff[v] + mk.MR * ldo].reshape(mk.MR, ldo)
+            assert_sums_close(got[:nrow, :nc[v]], full[:, :nc[v]], bound[:, :nc[v]], dtype)
+            written[ooff[v]:ooff[v] + mk.MR * ldo].reshape(mk.MR, ldo)[:nrow, :nc[v]] = True
         assert np.isnan(out[~written]).all(), (nrow, ncols)
 
 
