@@ -318,32 +318,40 @@ def _store_rows(builder, res, biasp, outs, ldo_v, nrow_v, ncols, fty, vl, acc=No
     align = ir.Constant(ir.IntType(32), size)
     no_cols = ir.Constant(ir.VectorType(ir.IntType(1), vl), [0] * vl)
     zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * vl)
-    rows = []  # per row: its row-in flag and its bias vector
+    rows = []  # per row: its row-in flag, its bias vector, and (no acc) its vectors plus it
     for i in range(len(res)):
         row_in = builder.icmp_signed("<", ir.Constant(i64, i), nrow_v)
         # the bias of a row past nrow is not read: its index is clamped to row 0
         b = builder.load(builder.gep(biasp, [builder.select(row_in, ir.Constant(i64, i),
                                                             ir.Constant(i64, 0))]))
-        rows.append((row_in, _splat(builder, b, vty)))
+        bvec = _splat(builder, b, vty)
+        # (without ``acc``, the sums formed before the branch, as before ``acc`` was added:
+        # the other micro-kernels' code stays as it was)
+        rows.append((row_in, bvec, None if acc is not None else
+                     [builder.fadd(r, bvec) for r in res[i]]))
     all_rows = builder.icmp_signed(">=", nrow_v, ir.Constant(i64, len(res)))
     for v, out in enumerate(outs):
         def dst(i, out=out):
             return builder.bitcast(builder.gep(out, [builder.mul(ldo_v, ir.Constant(i64, i))]),
                                    vty.as_pointer())
 
+        def total(i, v, bvec, sums, held):  # row i's vector v plus the bias or what is held
+            if sums is not None:
+                return sums[v]
+            return builder.fadd(res[i][v], builder.select(acc, held(), bvec))
+
         def plain(v=v, dst=dst):
-            for i, (_, bvec) in enumerate(rows):
-                add = bvec if acc is None else builder.select(
-                    acc, builder.load(dst(i), align=size), bvec)
-                builder.store(builder.fadd(res[i][v], add), dst(i), align=size)
+            for i, (_, bvec, sums) in enumerate(rows):
+                val = total(i, v, bvec, sums, lambda i=i: builder.load(dst(i), align=size))
+                builder.store(val, dst(i), align=size)
 
         def masked(v=v, dst=dst):
             col_ok = _lanes_below(builder, ir.Constant(i64, 0), ncols[v], vl)
-            for i, (row_in, bvec) in enumerate(rows):
+            for i, (row_in, bvec, sums) in enumerate(rows):
                 lanes_ = builder.select(row_in, col_ok, no_cols)
-                add = bvec if acc is None else builder.select(
-                    acc, builder.call(load, [dst(i), align, lanes_, zero]), bvec)
-                builder.call(store, [builder.fadd(res[i][v], add), dst(i), align, lanes_])
+                val = total(i, v, bvec, sums, lambda i=i, lanes_=lanes_: builder.call(
+                    load, [dst(i), align, lanes_, zero]))
+                builder.call(store, [val, dst(i), align, lanes_])
 
         whole = builder.and_(all_rows, builder.icmp_signed(">=", ncols[v], ir.Constant(i64, vl)))
         _plain_or_masked(builder, whole, plain, masked)
