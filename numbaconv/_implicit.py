@@ -132,7 +132,7 @@ def _channel_parts(gkey: bytes, gshape: tuple[int, int], vkey: bytes, cg: int, i
     A job's ``_RUN`` blocks of ``nvb`` vectors span ``R`` output rows; channel by channel it
     reads the rows its taps reach from those (consecutive virtual rows at stride 1). conv3d
     (2,16,32,32,32) -> 32: 16 channels of 18 rows of 34 samples, 39 KB: two parts of 8
-    channels, 5-8% faster (NOTES 116).
+    channels: 8-12% faster at one thread, no faster at two on Zen 3 (NOTES 116).
     """
     geom = np.frombuffer(gkey, np.int64).reshape(gshape)
     voff = np.frombuffer(vkey, np.int64)
