@@ -49,7 +49,27 @@ def axis_stencils(basep, tk, src, fsize, hi_max, st, ok, ilo, ihi, wlo, whi, zer
     ``st``) of the lower and upper interpolation corners, clamped into the
     input, and their weights (zero for a corner outside); clears ``ok`` where
     ``v`` is outside ``(-1, size)`` or not finite. Vectorised over positions.
+
+    Axes of at most 2**24 samples (whole numbers exact in float32) compare and convert the
+    corners as floats, through int32 (AVX2 converts floats to int32 in vectors, to int64
+    only one at a time): 2.56 -> 1.79 ns a point in L1, the same results (NOTES 118).
     """
+    if hi_max < 1 << 24:
+        fh = fsize - one  # hi_max as a float (exact)
+        for p in range(src.shape[0]):
+            v = basep[p] + tk + src[p]
+            inside = (v > -one) & (v < fsize)  # also false for NaN
+            vs = v if inside else zero
+            f = np.floor(vs)  # in [-1, size - 1]
+            fr = vs - f
+            lo_in = f >= zero
+            hi_in = f < fh
+            ok[p] = ok[p] & inside
+            wlo[p] = one - fr if lo_in else zero
+            whi[p] = fr if hi_in else zero
+            ilo[p] = np.int64(np.int32(f if lo_in else f + one)) * st
+            ihi[p] = np.int64(np.int32(f + one if hi_in else f)) * st
+        return
     for p in range(src.shape[0]):
         v = basep[p] + tk + src[p]
         inside = v > -one and v < fsize  # also false for NaN

@@ -172,6 +172,42 @@ def test_hostile_offsets_read_nothing_outside(rng, dtype):
     np.testing.assert_array_equal(y, np.broadcast_to(b.reshape(1, 3, 1, 1), y.shape))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", [37, (1 << 24) + 5])  # through int32, and the int64 loop
+def test_axis_stencils_against_their_definition(rng, dtype, size):
+    """One axis's corners of sample points: lower and upper corner offsets clamped into the
+    axis (times its stride), their weights zero outside, ``ok`` cleared outside ``(-1, size)``
+    and for NaN; at -1, 0, size - 1, just inside and outside them, inf and NaN."""
+    from numbaconv._deform_kernels import axis_stencils
+
+    edges = [-1.0, -0.999, -0.5, 0.0, 0.25, size - 1.0, size - 1.5, size - 0.75, size - 1e-3,
+             size, size + 0.5, -1.5, np.inf, -np.inf, np.nan, 3.0, 4.5]
+    n = len(edges) + 40
+    src = np.concatenate([edges, rng.uniform(-3, 40, 40)]).astype(dtype)
+    basep = np.zeros(n, dtype)
+    if size > 1000:  # points near the far end of the long axis too
+        basep[len(edges):] = size - 20
+    st = 7
+    ok = np.ones(n, np.bool_)
+    ok[-1] = False
+    ok0 = ok.copy()
+    ilo, ihi = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    wlo, whi = np.zeros(n, dtype), np.zeros(n, dtype)
+    one, zero = dtype(1), dtype(0)
+    axis_stencils(basep, zero, src, dtype(size), size - 1, st, ok, ilo, ihi, wlo, whi, zero, one)
+    v = basep + zero + src  # in the dtype, as the kernel (float32 steps by 2 past 2**24)
+    inside = (v > -1) & (v < dtype(size))
+    vs = np.where(inside, v, zero)
+    low = np.floor(vs).astype(np.int64)
+    fr = vs - np.floor(vs)
+    np.testing.assert_array_equal(ok, ok0 & inside)
+    np.testing.assert_array_equal(ilo, np.where(low >= 0, low, low + 1) * st)
+    np.testing.assert_array_equal(ihi, np.where(low < size - 1, low + 1, low) * st)
+    tol = 2 * np.finfo(dtype).eps * size
+    np.testing.assert_allclose(wlo, np.where(low >= 0, 1 - fr, 0), atol=tol)
+    np.testing.assert_allclose(whi, np.where(low < size - 1, fr, 0), atol=tol)
+
+
 def test_dtypes(rng):
     x = rng.integers(-3, 4, (1, 2, 5, 5))
     off = rng.standard_normal((1, 18, 5, 5)).astype(np.float32)
