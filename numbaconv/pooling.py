@@ -12,6 +12,7 @@ input. Pass a tuple to pool an unbatched ``(C, *spatial)`` input.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 
 import numba
@@ -122,7 +123,7 @@ def _run_pool(xb, geo, op, scale_axes, fill, power=1.0):
         return y.astype(rdt, copy=False), idx
     tab, vidx = _pool_tables(in_shape, k, s, p, dl, out)
     scale = np.concatenate(scale_axes).astype(np.float64)
-    scale_off = np.cumsum([0] + [len(a) for a in scale_axes[:-1]]).astype(np.int64)
+    scale_off = np.array([0, *itertools.accumulate(len(a) for a in scale_axes[:-1])], np.int64)
     pk.window_pool(to_kernel(xb, cdt).reshape(nimg, nc, -1), y.reshape(nimg, nc, -1),
                    idx.reshape(idx.shape[0], idx.shape[1], -1), tab.geom, tab.maps, tab.voff,
                    vidx, op, cdt.type(power), scale, scale_off, cdt.type(fill),
