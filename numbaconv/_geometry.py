@@ -181,13 +181,8 @@ def _cached_window(*args: object) -> Window:
     return _conv_window(*args)
 
 
-def _conv_window(
-    in_shape: tuple[int, ...],
-    kernel: tuple[int, ...],
-    stride: IntOrTuple,
-    padding: Padding,
-    dilation: IntOrTuple,
-) -> Window:
+def _conv_window(in_shape, kernel, stride, padding, dilation) -> Window:
+    """:func:`conv_window`'s checks and arithmetic, uncached."""
     d = len(kernel)
     stride_t = per_axis("stride", stride, d, 1)
     dil_t = per_axis("dilation", dilation, d, 1)
