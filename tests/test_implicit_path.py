@@ -65,7 +65,6 @@ def test_reduction_in_parts(rng, calls, monkeypatch, parts, dtype):
     tab = kernel_tables(conv_window(x.shape[2:], w.shape[2:], 1, 1, 1))
     args = (tab.geom.tobytes(), tab.geom.shape, tab.voff.tobytes(), 16, x.itemsize, 3)
     whole = 16 * 27
-    monkeypatch.setattr(_implicit, "_L1_BYTES", _implicit._L1_BYTES)
     _implicit._channel_parts.cache_clear()
     if dtype == np.float64:  # (16 channels of 8-byte rows: already past L1)
         assert _implicit._channel_parts(*args) < whole
