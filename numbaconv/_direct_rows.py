@@ -80,15 +80,10 @@ _AHEAD = 2
 _IN_PLACE_MIN = 1024
 
 
+@functools.lru_cache(maxsize=64)
 def usable(tab: Tables) -> bool:
     """Every stride 1, the last axis zero-padded (or not at all) and as wide out as in."""
-    return _usable(tab.geom.tobytes(), tab.geom.shape, tab.maps.tobytes())
-
-
-@functools.lru_cache(maxsize=64)
-def _usable(gkey: bytes, gshape: tuple[int, int], mkey: bytes) -> bool:
-    geom = np.frombuffer(gkey, np.int64).reshape(gshape)
-    maps = np.frombuffer(mkey, np.int64)
+    geom, maps = tab.geom, tab.maps
     last = geom.shape[1] - 1
     if (geom[G_STRIDE] != 1).any():
         return False
@@ -402,20 +397,18 @@ def window_rows(x: np.ndarray, w: np.ndarray, bias: np.ndarray, out: np.ndarray,
     ``nband`` bands of the plan's chunks a plane (more than one when the
     planes are too few for the workers).
     """
-    copies, offs, chunks, masks, head, plane_len = _plan(tab.geom.tobytes(), tab.geom.shape,
-                                                         tab.maps.tobytes())
+    copies, offs, chunks, masks, head, plane_len = _plan(tab)
     _window_rows(x, w, bias, out, groups, tab.geom, copies, offs, chunks, masks, head, plane_len,
                  act, zero, nband, workers)
 
 
 @functools.lru_cache(maxsize=64)
-def _plan(gkey: bytes, gshape: tuple[int, int], mkey: bytes) -> tuple:
+def _plan(tab: Tables) -> tuple:
     """:func:`row_plan` of chunks of ``_CHUNK`` outputs, cached: made in each call, it took
     ~9 us of a small call's ~80 (depthwise (1,16,28,28)). Its arrays stay writeable, the type
     :mod:`numbaconv._separable_rows` gives :func:`add_channel` too (one compiled
     specialisation); nothing writes to them."""
-    return row_plan(np.frombuffer(gkey, np.int64).reshape(gshape), np.frombuffer(mkey, np.int64),
-                    _CHUNK)
+    return row_plan(tab.geom, tab.maps, _CHUNK)
 
 
 @njit(**PARALLEL)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -239,13 +239,30 @@ def _strides(shape: tuple[int, ...]) -> np.ndarray:
     return st
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Tables:
-    """The read-only ``int64`` tables a compiled kernel reads (see the module docstring)."""
+    """The read-only ``int64`` tables a compiled kernel reads (see the module docstring).
+
+    Equal and hashed by content (``key``: the shape and bytes of the tables, made once), so
+    that the paths can cache what they work out from the tables with the tables as the key.
+    """
 
     geom: np.ndarray
     maps: np.ndarray
     voff: np.ndarray
+    key: tuple = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for arr in (self.geom, self.maps, self.voff):
+            arr.flags.writeable = False
+        key = (self.geom.shape, self.geom.tobytes(), self.maps.tobytes(), self.voff.tobytes())
+        object.__setattr__(self, "key", key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Tables) and self.key == other.key
+
+    def __hash__(self) -> int:  # (the bytes keep their hashes: a tuple of four to combine)
+        return hash(self.key)
 
 
 def identity_run(m: np.ndarray) -> tuple[int, int, int]:
@@ -282,10 +299,7 @@ def tables_from_maps(
         geom[G_ID0, a], geom[G_IDN, a], geom[G_IDSRC, a] = identity_run(m)
     taps = np.indices(kernel, dtype=np.int64).reshape(d, -1).T
     voff = (taps * np.asarray(dilation) * geom[G_VSTR]).sum(axis=1).astype(np.int64)
-    tables = Tables(geom, np.concatenate(maps).astype(np.int64), voff)
-    for arr in (tables.geom, tables.maps, tables.voff):
-        arr.flags.writeable = False
-    return tables
+    return Tables(geom, np.concatenate(maps).astype(np.int64), voff)
 
 
 @functools.lru_cache(maxsize=256)

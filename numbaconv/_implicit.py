@@ -88,10 +88,8 @@ def usable(tab: Tables, groups: int, cin: int, cout: int) -> bool:
 
 
 @functools.lru_cache(maxsize=16)
-def _offsets(gkey: bytes, gshape: tuple[int, int], vkey: bytes,
-             cg: int) -> tuple[np.ndarray, int, int]:
-    geom = np.frombuffer(gkey, np.int64).reshape(gshape)
-    voff = np.frombuffer(vkey, np.int64)
+def _offsets(tab: Tables, cg: int) -> tuple[np.ndarray, int, int]:
+    geom, voff = tab.geom, tab.voff
     s = int(geom[G_STRIDE, -1])
     vl = int(geom[G_VLEN, -1])
     vls = -(-vl // s)
@@ -106,13 +104,11 @@ def _offsets(gkey: bytes, gshape: tuple[int, int], vkey: bytes,
 
 
 @functools.lru_cache(maxsize=16)
-def _segment_offsets(gkey: bytes, gshape: tuple[int, int], vkey: bytes, cg: int,
-                     vl: int, nvb: int) -> tuple[np.ndarray, int, int]:
+def _segment_offsets(tab: Tables, cg: int, vl: int, nvb: int) -> tuple[np.ndarray, int, int]:
     """1-D: ``(koff, svls, segl)`` for a job's segment of ``_RUN_1D`` blocks of ``nvb``
     vectors, stored as its stride phases (``svls`` samples each), the channels ``segl``
     apart."""
-    geom = np.frombuffer(gkey, np.int64).reshape(gshape)
-    e = np.frombuffer(vkey, np.int64)  # the taps' offsets along the one axis
+    geom, e = tab.geom, tab.voff  # (the taps' offsets along the one axis)
     s = int(geom[G_STRIDE, 0])
     svls = _RUN_1D * nvb * vl + int(e[-1]) // s + 1
     segl = s * svls
@@ -123,8 +119,7 @@ def _segment_offsets(gkey: bytes, gshape: tuple[int, int], vkey: bytes, cg: int,
 
 
 @functools.lru_cache(maxsize=16)
-def _channel_parts(gkey: bytes, gshape: tuple[int, int], vkey: bytes, cg: int, itemsize: int,
-                   nvb: int) -> int:
+def _channel_parts(tab: Tables, cg: int, itemsize: int, nvb: int) -> int:
     """The reduction steps of a part of a row job's reduction: whole channels, as few parts
     as keep the plane rows a part reads within ``_L1_BYTES``; all ``cg * T`` steps in one
     part when they fit.
@@ -134,8 +129,7 @@ def _channel_parts(gkey: bytes, gshape: tuple[int, int], vkey: bytes, cg: int, i
     (2,16,32,32,32) -> 32: 16 channels of 18 rows of 34 samples, 39 KB: two parts of 8
     channels: 8-12% faster at one thread, no faster at two on Zen 3 (NOTES 116).
     """
-    geom = np.frombuffer(gkey, np.int64).reshape(gshape)
-    voff = np.frombuffer(vkey, np.int64)
+    geom, voff = tab.geom, tab.voff
     vl = int(geom[G_VLEN, -1])
     rl = -(-vl // int(geom[G_STRIDE, -1])) * int(geom[G_STRIDE, -1])
     vlen = VECTOR_BYTES // itemsize
@@ -159,17 +153,15 @@ def implicit(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray,
     flat = flat_blocks(tab, x3.shape[0], groups, w2, workers)
     narrow = flat == 0 and narrow_blocks(w2.shape[0] // groups)
     if tab.geom.shape[1] == 1:  # 1-D: each job builds the segment it reads
-        koff, vls, plen = _segment_offsets(tab.geom.tobytes(), tab.geom.shape,
-                                           tab.voff.tobytes(), cg, lanes(x3.dtype),
+        koff, vls, plen = _segment_offsets(tab, cg, lanes(x3.dtype),
                                            BLOCK_VECTORS if narrow else TAP_VECTORS)
         chunk = x3.shape[0]
     else:
-        koff, vls, plen = _offsets(tab.geom.tobytes(), tab.geom.shape, tab.voff.tobytes(), cg)
+        koff, vls, plen = _offsets(tab, cg)
         per = max(1, _WORKER_PLANE_BYTES // (cin * plen * x3.itemsize))
         chunk = min(x3.shape[0], per * max(workers, 1))
     part = len(koff) if flat or tab.geom.shape[1] == 1 else _channel_parts(
-        tab.geom.tobytes(), tab.geom.shape, tab.voff.tobytes(), cg, x3.itemsize,
-        BLOCK_VECTORS if narrow else TAP_VECTORS)
+        tab, cg, x3.itemsize, BLOCK_VECTORS if narrow else TAP_VECTORS)
     implicit_conv(x3, to_kernel(w2, x3.dtype), bias, out3,
                   groups, tab.geom, tab.maps, koff, vls, plen, chunk, flat, narrow, part, act,
                   x3.dtype.type(0), workers)

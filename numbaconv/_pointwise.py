@@ -46,20 +46,14 @@ _STREAM_BYTES = 16 * 1024 * 1024
 _PANELS_BYTES = 256 * 1024
 
 
+@functools.lru_cache(maxsize=16)
 def sources(tab: Tables, in_len: int) -> tuple[np.ndarray, bool]:
     """``(src, contiguous)``: the flat input offset each output position reads, -1 for zero.
 
     ``contiguous`` when ``src`` is ``arange(in_len)`` (stride 1, no padding):
     the kernel then copies runs instead of looking each sample up.
     """
-    return _sources(tab.geom.tobytes(), tab.geom.shape, tab.maps.tobytes(), in_len)
-
-
-@functools.lru_cache(maxsize=16)
-def _sources(gkey: bytes, gshape: tuple[int, int], mkey: bytes,
-             in_len: int) -> tuple[np.ndarray, bool]:
-    geom = np.frombuffer(gkey, np.int64).reshape(gshape)
-    maps = np.frombuffer(mkey, np.int64)
+    geom, maps = tab.geom, tab.maps
     src = np.zeros(1, np.int64)
     ok = np.ones(1, bool)
     for a in range(geom.shape[1]):  # row-major over the output axes

@@ -167,7 +167,7 @@ def pays_off(tab: Tables, nimg: int, cin: int, cout: int, itemsize: int) -> bool
     93: (8,1024,7,7)->1024, 4 MB a point, took 37 ms there against 26); fewer
     go to the implicit GEMM.
     """
-    tiles = nimg * math.prod(tile_plan(tab.geom, _TILES).ntax.tolist())
+    tiles = nimg * math.prod(tile_plan(tab, _TILES).ntax.tolist())
     products = tiles * 4 ** tab.geom.shape[1]
     point = cin * cout * itemsize
     big = point * 3 ** tab.geom.shape[1] >= _BIG_WEIGHTS and point <= _POINT_WEIGHTS
@@ -666,14 +666,10 @@ class TilePlan(NamedTuple):
     grp: int  # rows of tiles per job
 
 
-def tile_plan(geom: np.ndarray, tiles: int) -> TilePlan:
-    """The tiles of a window's output (:func:`axis_tiles`), about ``tiles`` a job (cached)."""
-    return _tile_plan(geom.tobytes(), geom.shape, tiles)
-
-
 @functools.lru_cache(maxsize=64)
-def _tile_plan(key: bytes, shape: tuple[int, int], tiles: int) -> TilePlan:
-    geom = np.frombuffer(key, np.int64).reshape(shape)
+def tile_plan(tab: Tables, tiles: int) -> TilePlan:
+    """The tiles of a window's output (:func:`axis_tiles`), about ``tiles`` a job (cached)."""
+    geom = tab.geom
     d = geom.shape[1]
     out_shape = tuple(int(n) for n in geom[G_OUT])
     dil = tuple(int(s) for s in geom[G_DIL])
@@ -699,7 +695,7 @@ def winograd(x3: np.ndarray, w: np.ndarray, bias: np.ndarray, out3: np.ndarray, 
     :mod:`numbaconv._core`.
     """
     up, bp = transformed_weights(w)
-    plan = tile_plan(tab.geom, _TILES)
+    plan = tile_plan(tab, _TILES)
     per_img = math.prod(plan.ntax.tolist())
     imgs = 1
     if 2 * per_img <= _IMAGE_TILES and w.nbytes >= _BIG_WEIGHTS:

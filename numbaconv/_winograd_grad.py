@@ -258,7 +258,7 @@ def weight_gradient(x3: np.ndarray, g3: np.ndarray, tab: Tables, workers: int) -
     vl = lanes(dt)
     nr = vl if cin <= vl else 2 * vl
     acc = np.zeros((workers, 4**d, cin, cout), dt)
-    winograd_weight_grad(x3, g3, tab.geom, tab.maps, *tile_plan(tab.geom, _TILES), nr,
+    winograd_weight_grad(x3, g3, tab.geom, tab.maps, *tile_plan(tab, _TILES), nr,
                          dt.type(0), acc)
     du = acc.sum(axis=0).reshape(4**d, cin * cout)
     dw = np.empty((3**d, cin * cout), dt)

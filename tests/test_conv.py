@@ -291,3 +291,23 @@ def test_direct_schedule_bands():
     assert conv_module._bands(1, 100, 2, 16) == 32
     assert conv_module._bands(3, 100, 2, 2) == 2
     assert conv_module._bands(1, 5, 2, 16) == 5
+
+
+def test_tables_are_keys_by_content():
+    """The paths cache what they work out from the tables with the tables as the key: tables
+    of the same content are one key, tables differing in any of their arrays are not."""
+    from numbaconv._geometry import conv_window, kernel_tables, tables_from_maps
+
+    win = conv_window((6, 7), (3, 3), 1, 1, 1)
+    a = kernel_tables(win)
+    kernel_tables.cache_clear()
+    b = kernel_tables(win)
+    assert a is not b and a == b and hash(a) == hash(b) and len({a, b}) == 1
+    maps = [np.r_[-1, np.arange(6), -1], np.r_[-1, np.arange(7), -1]]  # zero padding 1
+    assert tables_from_maps((6, 7), (3, 3), (1, 1), (1, 1), (6, 7), maps) == a
+    maps[0][-1] = 5  # the same shapes, one sample of the maps changed
+    assert tables_from_maps((6, 7), (3, 3), (1, 1), (1, 1), (6, 7), maps) != a
+    assert kernel_tables(win, "reflect") != a  # the maps differ
+    assert kernel_tables(conv_window((6, 7), (3, 3), 1, 1, 2)) != a  # geom and voff differ
+    assert kernel_tables(conv_window((6, 7), (3, 1), 1, 1, 1)) != a
+    assert a != a.key and not any(arr.flags.writeable for arr in (a.geom, a.maps, a.voff))

@@ -63,7 +63,7 @@ def test_reduction_in_parts(rng, calls, monkeypatch, parts, dtype):
     b = rng.standard_normal(38).astype(dtype)
     kw = dict(padding=1, groups=2, activation="relu")
     tab = kernel_tables(conv_window(x.shape[2:], w.shape[2:], 1, 1, 1))
-    args = (tab.geom.tobytes(), tab.geom.shape, tab.voff.tobytes(), 16, x.itemsize, 3)
+    args = (tab, 16, x.itemsize, 3)
     whole = 16 * 27
     _implicit._channel_parts.cache_clear()
     if dtype == np.float64:  # (16 channels of 8-byte rows: already past L1)
@@ -154,8 +154,7 @@ def test_phase_plane_and_offsets(rng, mode):
     win = conv_window(size, k, stride, pad, dil)
     tab = kernel_tables(win, mode)
     x = rng.standard_normal((cg,) + size)
-    koff, vls, plen = _implicit._offsets(tab.geom.tobytes(), tab.geom.shape,
-                                         tab.voff.tobytes(), cg)
+    koff, vls, plen = _implicit._offsets(tab, cg)
     planes = np.zeros(cg * plen)
     vrows = numbaconv._core.virtual_row_table(tab.geom, tab.maps)
     s, vl = stride[1], tab.geom[_implicit.G_VLEN, 1]
