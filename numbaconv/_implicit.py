@@ -34,7 +34,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._activations import activate_run
-from ._config import CALLED, PARALLEL
+from ._config import CALLED, HELPER, PARALLEL
 from ._core import output_row_table, padded, virtual_plane, virtual_row_table, worker_rows
 from ._dtypes import to_kernel
 from ._geometry import G_ID0, G_IDN, G_IDSRC, G_MAPOFF, G_OUT, G_STRIDE, G_VLEN, G_VSTR, Tables
@@ -143,7 +143,8 @@ def _channel_parts(tab: Tables, cg: int, itemsize: int, nvb: int) -> int:
 
 def implicit(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray, groups: int,
              tab: Tables, act: int, workers: int) -> None:
-    """Run :func:`implicit_conv`: ``w2`` is ``(C_out, C_in / groups * T)`` channel-major.
+    """Run :func:`implicit_conv`, or :func:`implicit_flat` in flat mode (:func:`flat_blocks`):
+    ``w2`` is ``(C_out, C_in / groups * T)`` channel-major.
 
     Arrays in the compute dtype, ``x3`` and ``out3`` flat over space as in
     :mod:`numbaconv._core`.
@@ -162,9 +163,13 @@ def implicit(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray,
         chunk = min(x3.shape[0], per * max(workers, 1))
     part = len(koff) if flat or tab.geom.shape[1] == 1 else _channel_parts(
         tab, cg, x3.itemsize, BLOCK_VECTORS if narrow else TAP_VECTORS)
-    implicit_conv(x3, to_kernel(w2, x3.dtype), bias, out3,
-                  groups, tab.geom, tab.maps, koff, vls, plen, chunk, flat, narrow, part, act,
-                  x3.dtype.type(0), workers)
+    w2, zero = to_kernel(w2, x3.dtype), x3.dtype.type(0)
+    if flat:
+        implicit_flat(x3, w2, bias, out3, groups, tab.geom, tab.maps, koff, vls, plen, chunk,
+                      flat, act, zero, workers)
+    else:
+        implicit_conv(x3, w2, bias, out3, groups, tab.geom, tab.maps, koff, vls, plen, chunk,
+                      narrow, part, act, zero, workers)
 
 
 def narrow_blocks(m: int) -> bool:
@@ -287,9 +292,85 @@ def flat_job(w, bias, out, n, r0, r1, kk, src, b0, koff, fpos, frow, rl, olast, 
                 f += seg
 
 
+@njit(**HELPER)
+def build_share(x, n0, nb, wk, nwb, geom, maps, vrows, s, vls, planes, plen, scratch, zero):
+    """Worker ``wk`` of ``nwb``'s share of the planes of images ``n0 ... n0 + nb - 1``, every
+    channel, as stride phases (:func:`phase_rows`) at ``planes[q * plen:]`` for ``q`` =
+    (image - ``n0``, channel); ``scratch`` the worker's row."""
+    nc = x.shape[1]
+    for q in range(wk * nb * nc // nwb, (wk + 1) * nb * nc // nwb):
+        phase_rows(x[n0 + q // nc, q % nc], geom, maps, vrows, s, vls,
+                   planes[q * plen:(q + 1) * plen], scratch, zero)
+
+
+@njit(**CALLED)
+def plane_buffers(x, geom, maps, plen, rl, nimg, nr, zero, workers):
+    """``(vrows, planes, scratch)``: the virtual rows' table, room for ``nimg`` images'
+    planes and one panel's reach of zeros past the last (a row's last vector reads them;
+    the planes themselves are written whole by their builders, so only that reach is zeroed
+    here: zeroing them all, 5 MB for conv3d (2,16,32,32,32), took a third of the builds),
+    and a builder's scratch row a worker."""
+    planes = worker_rows(1, nimg * x.shape[1] * plen + nr, x, False)[0]
+    for j in range(planes.shape[0] - nr, planes.shape[0]):
+        planes[j] = zero
+    scratch = np.empty((max(workers, 1), padded(rl)), dtype=x.dtype)
+    return virtual_row_table(geom, maps), planes, scratch
+
+
 @njit(**PARALLEL)
-def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, flat, narrow, part,
-                  act, zero, workers):
+def implicit_flat(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, flat, act, zero,
+                  workers):
+    """:func:`implicit_conv` in flat mode (at stride 1, not in 1-D): a job is one image, one
+    group and ``flat`` blocks of output channels, over all the image's positions
+    (:func:`flat_job`): for many channels and few positions, where the row jobs would each
+    read all the weights, and for rows of half a vector or less, which would leave most of a
+    row's panel empty. The arguments as :func:`implicit_conv`'s. A kernel of its own, so
+    that a call in one mode does not compile the other (the row jobs' blocks are most of
+    the implicit GEMM's compile time: NOTES 124)."""
+    nimg, nc, _ = x.shape
+    cout = out.shape[1]
+    m = cout // groups
+    cg = nc // groups
+    kk = w.shape[1]
+    last = geom.shape[1] - 1
+    s = geom[G_STRIDE, last]
+    olast = geom[G_OUT, last]
+    nr = BLOCK_VECTORS * (VECTOR_BYTES // x.itemsize)
+    vl = geom[G_VLEN, last]
+    rl = s * vls
+    vrows, planes, scratch = plane_buffers(x, geom, maps, plen, rl, min(chunk, nimg), nr, zero,
+                                           workers)
+    # virtual row -> output row, the flat positions, the workers' panels
+    orows = output_row_table(geom)
+    norow = orows.shape[0]
+    frow = np.full(plen // rl, -1, dtype=np.int64)
+    vr0 = orows[0] // vl
+    for r in range(norow):
+        frow[orows[r] // vl - vr0] = r
+    fpos = (orows[norow - 1] // vl - vr0) * rl + olast
+    fscr = worker_rows(max(workers, 1), MR * nr, x, False)
+    ncog = ((m + MR - 1) // MR + flat - 1) // flat  # jobs per image and group
+    for n0 in range(0, nimg, chunk):
+        nb = min(chunk, nimg - n0)
+        nwb = max(min(workers, nb * nc), 1)
+        for wk in prange(nwb):  # (as a parallel kernel of its own, ~1.5 s more to compile)
+            build_share(x, n0, nb, wk, nwb, geom, maps, vrows, s, vls, planes, plen, scratch[wk],
+                        zero)
+        njobs = nb * groups * ncog
+        nwj = max(min(workers, njobs), 1)
+        for wk in prange(nwj):
+            for job in range(wk * njobs // nwj, (wk + 1) * njobs // nwj):
+                g = (job // ncog) % groups
+                nn = job // (ncog * groups)
+                r0 = g * m + (job % ncog) * flat * MR
+                flat_job(w, bias, out, n0 + nn, r0, min(g * m + m, r0 + flat * MR), kk,
+                         planes, (nn * nc + g * cg) * plen + vr0 * rl, koff, fpos, frow, rl,
+                         olast, fscr[wk], act)
+
+
+@njit(**PARALLEL)
+def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, narrow, part, act,
+                  zero, workers):
     """``out[n, co, p] = act(bias[co] + sum_(c, t) w[co, c*T + t] * x_virtual[n, c, p, t])``.
 
     x (N, C_in, L_in); w (C_out, C_in/groups * T), C-contiguous; bias (C_out,);
@@ -303,12 +384,7 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, f
     of ``BLOCK_VECTORS`` vectors and ``NARROW_ROWS`` channels:
     :func:`narrow_blocks`), its reduction in parts of ``part`` steps (whole
     channels, :func:`_channel_parts`), each part over all the blocks of
-    output channels before the next. With ``flat`` (at stride 1,
-    not in 1-D), a job is one image, one group and ``flat`` blocks of output
-    channels, over all the image's positions (:func:`flat_job`): for many
-    channels and few positions, where the row jobs would each read all the
-    weights, and for rows of half a vector or less, which would leave most of
-    a row's panel empty.
+    output channels before the next. Flat mode is :func:`implicit_flat`.
     """
     nimg, nc, _ = x.shape
     cout = out.shape[1]
@@ -324,61 +400,32 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, f
     thin = _NARROW and narrow  # (False where there is no narrow block: never compiled then)
     rb = NARROW_ROWS if thin else MR  # rows and vectors a block
     nvb = BLOCK_VECTORS if thin else TAP_VECTORS
-    vrows = virtual_row_table(geom, maps)
     orows = output_row_table(geom)
     vl = geom[G_VLEN, last]
     rl = s * vls
     norow = orows.shape[0]
     seg1 = last == 0  # 1-D: segments per job (``vls``, ``plen`` their layout), no planes
-    # the planes, and one panel's reach of zeros past the last (a row's last vector reads them);
-    # the planes themselves are written whole by their builders, so only that reach is zeroed
-    # here (zeroing them all, 5 MB for conv3d (2,16,32,32,32), took a third of the builds)
-    planes = worker_rows(1, nr if seg1 else min(chunk, nimg) * nc * plen + nr, x, False)[0]
-    for j in range(planes.shape[0] - nr, planes.shape[0]):
-        planes[j] = zero
+    vrows, planes, scratch = plane_buffers(x, geom, maps, plen, rl, 0 if seg1 else min(chunk, nimg),
+                                           nr, zero, workers)
     nvr = (olast + vlen - 1) // vlen  # vectors an output row
     nvec = norow * nvr  # an image's, its rows one after the other
     jv = nvb * (_RUN_1D if seg1 else _RUN)  # vectors a job
     nvj = (nvec + jv - 1) // jv  # jobs an image and group
     nw = max(min(workers, nimg * groups * nvj), 1)
-    scratch = np.empty((max(workers, 1), padded(rl)), dtype=x.dtype)  # one per builder
     segs = worker_rows(nw if seg1 else 1, cg * plen + nr if seg1 else 1, x, True)
-    # flat mode: virtual row -> output row, the flat positions, the workers' panels
-    nvrow = (plen // rl) if flat > 0 else 0
-    frow = np.full(max(nvrow, 1), -1, dtype=np.int64)
-    vr0 = orows[0] // vl
-    for r in range(norow if flat > 0 else 0):
-        frow[orows[r] // vl - vr0] = r
-    fpos = (orows[norow - 1] // vl - vr0) * rl + olast
-    fscr = worker_rows(max(workers, 1) if flat > 0 else 1, MR * nr, x, False)
     # a job's blocks' vectors: panel offsets, output offsets (from the group's first channel),
     # columns; and a block's output offsets for one block of channels
     vofs = np.zeros((max(workers, 1), 4, _RUN_1D if seg1 else _RUN, 8), dtype=np.int64)
     for n0 in range(0, nimg, chunk):
         nb = min(chunk, nimg - n0)
-        nbuild = 0 if seg1 else nb * nc
-        nwb = max(min(workers, nbuild), 1)
+        nwb = 1 if seg1 else max(min(workers, nb * nc), 1)
         for wk in prange(nwb):
-            for q in range(wk * nbuild // nwb, (wk + 1) * nbuild // nwb):
-                phase_rows(x[n0 + q // nc, q % nc], geom, maps, vrows, s, vls,
-                           planes[q * plen:(q + 1) * plen], scratch[wk], zero)
-        if flat > 0:
-            ncog = ((m + MR - 1) // MR + flat - 1) // flat  # jobs per image and group
-            njobs = nb * groups * ncog
-        else:
-            ncog = 1
-            njobs = nb * groups * nvj
+            build_share(x, n0, 0 if seg1 else nb, wk, nwb, geom, maps, vrows, s, vls, planes,
+                        plen, scratch[wk], zero)
+        njobs = nb * groups * nvj
         nwj = max(min(workers, njobs), 1)
-        for wk in prange(nwj):  # one parallel region for both modes (each costs compile time)
+        for wk in prange(nwj):
             for job in range(wk * njobs // nwj, (wk + 1) * njobs // nwj):
-                if flat > 0:
-                    g = (job // ncog) % groups
-                    nn = job // (ncog * groups)
-                    r0 = g * m + (job % ncog) * flat * MR
-                    flat_job(w, bias, out, n0 + nn, r0, min(g * m + m, r0 + flat * MR), kk,
-                             planes, (nn * nc + g * cg) * plen + vr0 * rl, koff, fpos, frow,
-                             rl, olast, fscr[wk], act)
-                    continue
                 u0 = (job % nvj) * jv
                 u1 = min(nvec, u0 + jv)
                 g = (job // nvj) % groups

@@ -24,6 +24,7 @@ from numbaconv import (
 KERNELS = (_core.window_gemm, _core.window_direct, _deform_kernels.window_deform,
            _winograd.winograd_conv, _winograd_grad.winograd_weight_grad, _pointwise.onetap_conv,
            _col2im.gemm_col2im, _col2im.transpose_groups, _implicit.implicit_conv,
+           _implicit.implicit_flat,
            _winograd1d.winograd1d_conv, _separable_rows.separable_rows)
 
 
