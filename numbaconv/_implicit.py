@@ -167,9 +167,12 @@ def implicit(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray,
     if flat:
         implicit_flat(x3, w2, bias, out3, groups, tab.geom, tab.maps, koff, vls, plen, chunk,
                       flat, act, zero, workers)
-    else:
-        implicit_conv(x3, w2, bias, out3, groups, tab.geom, tab.maps, koff, vls, plen, chunk,
-                      narrow, part, act, zero, workers)
+        return
+    segs = None  # 1-D: the workers' segments, zeroed (the reach past each is read)
+    if tab.geom.shape[1] == 1:
+        segs = worker_rows(max(workers, 1), cg * plen + BLOCK_VECTORS * lanes(x3.dtype), x3, True)
+    implicit_conv(x3, w2, bias, out3, groups, tab.geom, tab.maps, koff, vls, plen, chunk, narrow,
+                  part, segs, act, zero, workers)
 
 
 def narrow_blocks(m: int) -> bool:
@@ -369,12 +372,13 @@ def implicit_flat(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, f
 
 
 @njit(**PARALLEL)
-def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, narrow, part, act,
-                  zero, workers):
+def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, narrow, part, segs,
+                  act, zero, workers):
     """``out[n, co, p] = act(bias[co] + sum_(c, t) w[co, c*T + t] * x_virtual[n, c, p, t])``.
 
     x (N, C_in, L_in); w (C_out, C_in/groups * T), C-contiguous; bias (C_out,);
-    ``koff``, ``vls``, ``plen`` as :func:`_offsets` (1-D: :func:`_segment_offsets`);
+    ``koff``, ``vls``, ``plen`` as :func:`_offsets` (1-D: :func:`_segment_offsets`, and
+    ``segs`` a zeroed row a worker for the segments; ``None`` beyond 1-D);
     out (N, C_out, L_out) is written whole. ``chunk`` images have their planes
     built at a time (a multiple of the workers: the jobs are shared out like the
     planes, so each worker reads those it built); then a
@@ -404,24 +408,26 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, n
     vl = geom[G_VLEN, last]
     rl = s * vls
     norow = orows.shape[0]
-    seg1 = last == 0  # 1-D: segments per job (``vls``, ``plen`` their layout), no planes
-    vrows, planes, scratch = plane_buffers(x, geom, maps, plen, rl, 0 if seg1 else min(chunk, nimg),
-                                           nr, zero, workers)
+    # 1-D (``segs`` the workers' segments, ``vls`` and ``plen`` their layout): no planes. The
+    # branches test ``segs is None`` itself, so that Numba prunes the other form's code
+    # before typing: each form compiles only its own (NOTES 125)
+    vrows, planes, scratch = plane_buffers(x, geom, maps, plen, rl,
+                                           min(chunk, nimg) if segs is None else 0, nr, zero,
+                                           workers)
     nvr = (olast + vlen - 1) // vlen  # vectors an output row
     nvec = norow * nvr  # an image's, its rows one after the other
-    jv = nvb * (_RUN_1D if seg1 else _RUN)  # vectors a job
+    jv = nvb * (_RUN if segs is None else _RUN_1D)  # vectors a job
     nvj = (nvec + jv - 1) // jv  # jobs an image and group
-    nw = max(min(workers, nimg * groups * nvj), 1)
-    segs = worker_rows(nw if seg1 else 1, cg * plen + nr if seg1 else 1, x, True)
     # a job's blocks' vectors: panel offsets, output offsets (from the group's first channel),
     # columns; and a block's output offsets for one block of channels
-    vofs = np.zeros((max(workers, 1), 4, _RUN_1D if seg1 else _RUN, 8), dtype=np.int64)
+    vofs = np.zeros((max(workers, 1), 4, _RUN if segs is None else _RUN_1D, 8), dtype=np.int64)
     for n0 in range(0, nimg, chunk):
         nb = min(chunk, nimg - n0)
-        nwb = 1 if seg1 else max(min(workers, nb * nc), 1)
-        for wk in prange(nwb):
-            build_share(x, n0, 0 if seg1 else nb, wk, nwb, geom, maps, vrows, s, vls, planes,
-                        plen, scratch[wk], zero)
+        if segs is None:
+            nwb = max(min(workers, nb * nc), 1)
+            for wk in prange(nwb):
+                build_share(x, n0, nb, wk, nwb, geom, maps, vrows, s, vls, planes, plen,
+                            scratch[wk], zero)
         njobs = nb * groups * nvj
         nwj = max(min(workers, njobs), 1)
         for wk in prange(nwj):
@@ -430,12 +436,12 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, n
                 u1 = min(nvec, u0 + jv)
                 g = (job // nvj) % groups
                 nn = job // (nvj * groups)
-                if seg1:  # one row: the job's segment of it
+                if segs is None:
+                    src = planes
+                else:  # one row: the job's segment of it
                     phase_segment(x[n0 + nn], g * cg, cg, geom, maps, u0 * vlen * s, s, vls,
                                   segs[wk], zero)
                     src = segs[wk]
-                else:
-                    src = planes
                 vo = vofs[wk]
                 nub = (u1 - u0 + nvb - 1) // nvb
                 # the job's blocks of vectors placed once (whole rows or not, a block's vectors
@@ -447,10 +453,10 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, n
                         u = min(uv, u1 - 1)  # past the job: the last vector, not stored
                         row = u // nvr
                         cv = (u - row * nvr) * vlen
-                        if seg1:
-                            vo[0, ib, v] = cv - u0 * vlen
-                        else:
+                        if segs is None:
                             vo[0, ib, v] = (nn * nc + g * cg) * plen + (orows[row] // vl) * rl + cv
+                        else:
+                            vo[0, ib, v] = cv - u0 * vlen
                         vo[1, ib, v] = ((n0 + nn) * cout + g * m) * lout + row * olast + cv
                         vo[2, ib, v] = min(vlen, olast - cv) if uv < u1 else 0
                 oo = vo[3, 0]
