@@ -56,6 +56,7 @@ from ._geometry import (
     G_STRIDE,
     G_VLEN,
     G_VSTR,
+    Tables,
 )
 from ._microkernel import (
     MR,
@@ -530,9 +531,19 @@ def tile_rows(tile):
 # ---------------------------------------------------------------------------
 
 
+def gemm_segments(x3: np.ndarray, tab: Tables, tile: int, nchan: int,
+                  workers: int) -> np.ndarray | None:
+    """In 1-D, :func:`window_gemm`'s segments: a row a worker for the ``nchan`` channels of the
+    virtual signal a tile of ``tile`` outputs reads; ``None`` beyond 1-D."""
+    if tab.geom.shape[1] != 1:
+        return None
+    seglen = (tile - 1) * int(tab.geom[G_STRIDE, 0]) + int(tab.voff[-1]) + 1
+    return worker_rows(max(workers, 1), seglen * nchan, x3, False)
+
+
 @njit(**PARALLEL)
 def window_gemm(x, w, wp, bp, bias, out, groups, geom, maps, voff, dwT, mult, act, tile, chunk,
-                zero, workers):
+                segs, zero, workers):
     """Tile-GEMM convolution (see the module docstring).
 
     x (N, C_in, L_in); w (C_out, T * C_in/groups), tap-major, with ``dwT``
@@ -542,7 +553,9 @@ def window_gemm(x, w, wp, bp, bias, out, groups, geom, maps, voff, dwT, mult, ac
     ``wp``, ``bp`` weights and bias as panels, or empty (see :func:`tile_gemm`;
     with panels only the shape of ``w`` is read);
     out (N, C_out, L_out) is written whole. ``chunk`` images have their
-    virtual planes built at a time.
+    virtual planes built at a time; in 1-D, ``segs`` (:func:`gemm_segments`) instead holds
+    the segment each job builds of the signal, and beyond 1-D it is None: each form is its
+    own specialisation too, so neither compiles the other's code (NOTES 126).
     """
     nimg, nc, _ = x.shape
     cout, kk = w.shape
@@ -559,20 +572,17 @@ def window_gemm(x, w, wp, bp, bias, out, groups, geom, maps, voff, dwT, mult, ac
     vrows = virtual_row_table(geom, maps)
     # 1-D: each job builds just the virtual segment its tile reads (it stays in
     # L2), instead of whole (long) planes per image
-    per_tile = d == 1
     reach = voff[voff.shape[0] - 1]
-    seglen = (tile - 1) * geom[G_STRIDE, 0] + reach + 1 if per_tile else 1
     segc = cg if dwT is None else nc
-    seg_all = worker_rows(nw, seglen * segc, x, False)
-    if per_tile:
+    if segs is not None:
         chunk = nimg
-    xv_all = np.empty((1 if per_tile else min(chunk, nimg), 1 if per_tile else padded(lv * nc)),
+    xv_all = np.empty((min(chunk, nimg), padded(lv * nc)) if segs is None else (1, 1),
                       dtype=x.dtype)
     colT_all = worker_rows(nw, tile_rows(tile) * kk, x, True)
     o_all = np.zeros((nw, padded(d)), dtype=np.int64)
     for n0 in range(0, nimg, chunk):
         nb = min(chunk, nimg - n0)
-        if not per_tile:
+        if segs is None:
             for r in prange(nb * nvrow):
                 vr = r % nvrow
                 virtual_cols_cl(x[n0 + r // nvrow], vrows[vr], geom, maps, ZERO, nc, ZERO, vl,
@@ -587,17 +597,17 @@ def window_gemm(x, w, wp, bp, bias, out, groups, geom, maps, voff, dwT, mult, ac
                 nn = job // (ntile * groups)
                 p0 = tl * tile
                 npos = min(tile, lout - p0)
-                if per_tile:
+                if segs is None:
+                    plane = xv_all[nn]
+                    vbase, ncp, cbase = 0, nc, g * cg
+                else:
                     v0 = p0 * geom[G_STRIDE, 0]
                     v1 = (p0 + npos - 1) * geom[G_STRIDE, 0] + reach + 1
                     c0 = g * cg if dwT is None else 0
-                    plane = seg_all[wk]
+                    plane = segs[wk]
                     virtual_cols_cl(x[n0 + nn], vrows[0], geom, maps, c0, segc, v0, v1, plane,
                                     zero)
                     vbase, ncp, cbase = v0, segc, 0
-                else:
-                    plane = xv_all[nn]
-                    vbase, ncp, cbase = 0, nc, g * cg
                 if dwT is None:  # pruned at compile time: a plain form never types the other
                     run = geom[G_K, last] if cg == ncp and geom[G_DIL, last] == 1 else 1
                     gather_windows(plane, vbase, ncp, cbase, cg, run, geom, voff, p0, npos, colT,

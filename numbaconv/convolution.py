@@ -224,8 +224,10 @@ def _fill_window(out: np.ndarray, xb: np.ndarray, w2: np.ndarray, bias: np.ndarr
     wk, wp, bp = gemm_weights(wt, b, groups)
     plane = int(tab.geom[G_VLEN].prod()) * cin * cdt.itemsize
     chunk = max(1, min(nimg, _GEMM_PLANE_BYTES // plane))
+    tile = _tile(wk.shape[1], cdt.itemsize)
+    segs = _core.gemm_segments(x3, tab, tile, cin if dw is not None else cin // groups, workers)
     _core.window_gemm(x3, wk, wp, bp, b, out3, groups, tab.geom, tab.maps, tab.voff, dwT, mult,
-                      act, _tile(wk.shape[1], cdt.itemsize), chunk, zero, workers)
+                      act, tile, chunk, segs, zero, workers)
 
 
 def conv(

@@ -75,7 +75,8 @@ def test_specialisations_do_not_grow_with_rank():
     assert [len(k.signatures) for k in KERNELS] == before
     # float32 and float64 at most; the tile GEMM's plain and separable forms are two each
     # (the plain form's depthwise argument is None, so its gather is never compiled), and so
-    # are the implicit GEMM's N-D and 1-D forms (its segments None beyond 1-D)
+    # are the tile GEMM's and the implicit GEMM's N-D and 1-D forms (their segments None
+    # beyond 1-D): this float32 run makes at most four of either
     two_forms = (_core.window_gemm, _implicit.implicit_conv)
     assert all(n <= (4 if k in two_forms else 2) for k, n in zip(KERNELS, before)), before
 
