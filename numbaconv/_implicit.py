@@ -131,7 +131,7 @@ def _channel_parts(tab: Tables, cg: int, itemsize: int, nvb: int) -> int:
     """
     geom, voff = tab.geom, tab.voff
     vl = int(geom[G_VLEN, -1])
-    rl = -(-vl // int(geom[G_STRIDE, -1])) * int(geom[G_STRIDE, -1])
+    rl = int(geom[G_STRIDE, -1]) * _offsets(tab, cg)[1]  # a virtual row's phases
     vlen = VECTOR_BYTES // itemsize
     nvr = -(-int(geom[G_OUT, -1]) // vlen)  # vectors an output row
     span = -(-_RUN * nvb // nvr) + 1  # output rows a job touches, at most
@@ -153,26 +153,26 @@ def implicit(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray,
     cg = cin // groups
     flat = flat_blocks(tab, x3.shape[0], groups, w2, workers)
     narrow = flat == 0 and narrow_blocks(w2.shape[0] // groups)
-    if tab.geom.shape[1] == 1:  # 1-D: each job builds the segment it reads
-        koff, vls, plen = _segment_offsets(tab, cg, lanes(x3.dtype),
-                                           BLOCK_VECTORS if narrow else TAP_VECTORS)
-        chunk = x3.shape[0]
+    nvb = BLOCK_VECTORS if narrow else TAP_VECTORS
+    if tab.geom.shape[1] == 1:  # 1-D (never flat mode): each job builds the segment it reads,
+        # in its worker's zeroed row (the reach past the segment is read)
+        vlen = lanes(x3.dtype)
+        koff, vls, plen = _segment_offsets(tab, cg, vlen, nvb)
+        chunk, part = x3.shape[0], len(koff)
+        segs = worker_rows(max(workers, 1), cg * plen + BLOCK_VECTORS * vlen, x3, True)
     else:
         koff, vls, plen = _offsets(tab, cg)
         per = max(1, _WORKER_PLANE_BYTES // (cin * plen * x3.itemsize))
         chunk = min(x3.shape[0], per * max(workers, 1))
-    part = len(koff) if flat or tab.geom.shape[1] == 1 else _channel_parts(
-        tab, cg, x3.itemsize, BLOCK_VECTORS if narrow else TAP_VECTORS)
+        part = len(koff) if flat else _channel_parts(tab, cg, x3.itemsize, nvb)
+        segs = None
     w2, zero = to_kernel(w2, x3.dtype), x3.dtype.type(0)
     if flat:
         implicit_flat(x3, w2, bias, out3, groups, tab.geom, tab.maps, koff, vls, plen, chunk,
                       flat, act, zero, workers)
-        return
-    segs = None  # 1-D: the workers' segments, zeroed (the reach past each is read)
-    if tab.geom.shape[1] == 1:
-        segs = worker_rows(max(workers, 1), cg * plen + BLOCK_VECTORS * lanes(x3.dtype), x3, True)
-    implicit_conv(x3, w2, bias, out3, groups, tab.geom, tab.maps, koff, vls, plen, chunk, narrow,
-                  part, segs, act, zero, workers)
+    else:
+        implicit_conv(x3, w2, bias, out3, groups, tab.geom, tab.maps, koff, vls, plen, chunk,
+                      narrow, part, segs, act, zero, workers)
 
 
 def narrow_blocks(m: int) -> bool:
