@@ -3,18 +3,25 @@
 The public names map to small integer codes, so that one compiled kernel
 serves every activation. Kernels apply :func:`activate_run` to each run of
 outputs they have just written (still in cache); the branch on the code is
-taken once per run, so that relu and leaky relu vectorise. gelu runs after
-the kernel, over its whole output (:func:`finish_activation`): its vectorised
-float32 form, inlined into every kernel, took 2.5 s of the convolution
-family's cold compile (asv_bench/NOTES.md, attempt 91).
+taken once per run, so that relu and leaky relu vectorise. sigmoid, tanh, silu
+and elu are not compiled into the kernels: the kernels call one compiled run
+of them a dtype through its address (:func:`transcendental_runs`; NOTES 127).
+gelu runs after the kernel, over its whole output (:func:`finish_activation`):
+its vectorised float32 form, inlined into every kernel, took 2.5 s of the
+convolution family's cold compile (asv_bench/NOTES.md, attempt 91).
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
+import threading
 
+import llvmlite.binding as llvm
 import numpy as np
-from numba import njit, prange, types
+from llvmlite import ir
+from numba import carray, cfunc, njit, prange, types
+from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from ._config import CALLED, PARALLEL
@@ -65,17 +72,100 @@ GELU = ACTIVATIONS["gelu"]
 
 def kernel_code(code: int) -> int:
     """The code to give a kernel for activation ``code``: itself, but 0 (none) for gelu,
-    which :func:`finish_activation` then applies."""
-    return 0 if code == GELU else code
+    which :func:`finish_activation` then applies. For sigmoid, tanh, silu and elu, first
+    compiles (or loads) the runs the kernels call for them (:func:`transcendental_runs`)."""
+    if code == GELU:
+        return 0
+    if code > 2:
+        transcendental_runs()
+    return code
 
 
 @njit(**CALLED)
 def activate_run(v, code):
-    """Activation ``code`` on every element of the 1-D view ``v``, in place (leaky_relu with
-    slope ``LEAKY_SLOPE``, elu with alpha 1): what the kernels fuse. gelu is not among
-    them (:func:`kernel_code`): inlined into every kernel, its float32 form took 2.5 s of
-    the family's cold compile (NOTES 91)."""
-    fused_run(v, code, LEAKY_SLOPE if code == 2 else 1.0)
+    """Activation ``code`` on every element of the 1-D C-contiguous view ``v``, in place
+    (leaky_relu with slope ``LEAKY_SLOPE``, elu with alpha 1): what the kernels fuse.
+
+    relu and leaky relu are compiled into each kernel. sigmoid, tanh, silu and elu are
+    called through :data:`_RUNS` (:func:`call_transcendental_run`), compiled once a dtype
+    and only when first asked for: compiled into each kernel, they cost 5-6 s of the
+    family's cold compile a dtype (NOTES 127). gelu is not fused at all
+    (:func:`kernel_code`): its float32 form took 2.5 s of that compile (NOTES 91).
+    """
+    if code == 1 or code == 2:
+        rectify_run(v, v.shape[0], code == 2, LEAKY_SLOPE)
+    elif code != 0:
+        call_transcendental_run(v, code)
+
+
+def _transcendental_run(p, n, code):
+    """:func:`fused_run` of sigmoid, tanh, silu or elu (alpha 1) over ``n`` elements at
+    ``p``, for :func:`numba.cfunc`."""
+    fused_run(carray(p, (n,)), code, 1.0)
+
+
+_RUNS_SYMBOL = "numbaconv_transcendental_runs"
+
+
+def _runs_table() -> np.ndarray:
+    """The table the kernels read by the name :data:`_RUNS_SYMBOL`: made and named once a
+    process, and never freed (kernels hold its address); a second copy of this module, or
+    a reload, takes the same table."""
+    addr = llvm.address_of_symbol(_RUNS_SYMBOL)
+    if addr:
+        return np.ctypeslib.as_array((ctypes.c_int64 * 2).from_address(addr))
+    table = np.zeros(2, np.int64)
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(table))
+    llvm.add_symbol(_RUNS_SYMBOL, table.ctypes.data)
+    return table
+
+
+#: the addresses of the compiled :func:`_transcendental_run` for float32 and float64, 0
+#: until :func:`transcendental_runs` fills them. The kernels read them at run time, by name:
+#: an address compiled in would be wrong in the next process, and calling the run directly
+#: would compile it into every kernel.
+_RUNS = _runs_table()
+_RUN_DTYPES = (types.float32, types.float64)
+#: the compiled runs, kept alive while their addresses are in _RUNS
+_RUN_FUNCS: list = []
+_RUNS_LOCK = threading.Lock()
+
+
+def transcendental_runs() -> None:
+    """Compile (or load from Numba's cache) the runs of sigmoid, tanh, silu and elu in both
+    dtypes, once a process, and put their addresses in :data:`_RUNS`."""
+    with _RUNS_LOCK:
+        if _RUN_FUNCS:
+            return
+        funcs = [cfunc(types.void(types.CPointer(t), types.int64, types.int64),
+                       **CALLED)(_transcendental_run) for t in _RUN_DTYPES]
+        _RUNS[:] = [f.address for f in funcs]
+        _RUN_FUNCS.extend(funcs)
+
+
+@intrinsic
+def call_transcendental_run(typingctx, v, code):
+    """Call the compiled run of activation ``code`` (sigmoid, tanh, silu, elu) for ``v``'s
+    dtype on the 1-D C-contiguous ``v``, through its address in :data:`_RUNS`, which
+    :func:`transcendental_runs` must have filled."""
+    sig = types.none(v, code)
+    slot = _RUN_DTYPES.index(v.dtype)
+
+    def codegen(context, builder, sig, args):
+        arr = context.make_array(sig.args[0])(context, builder, args[0])
+        n = cgutils.unpack_tuple(builder, arr.shape)[0]
+        i64 = ir.IntType(64)
+        table = builder.module.globals.get(_RUNS_SYMBOL)
+        if table is None:  # a declaration: the address comes from llvm.add_symbol
+            table = ir.GlobalVariable(builder.module, ir.ArrayType(i64, 2), _RUNS_SYMBOL)
+        addr = builder.load(builder.gep(table, [ir.Constant(ir.IntType(32), 0),
+                                                ir.Constant(ir.IntType(32), slot)]))
+        fnty = ir.FunctionType(ir.VoidType(), [arr.data.type, i64, i64])
+        builder.call(builder.inttoptr(addr, fnty.as_pointer()),
+                     [arr.data, n, context.cast(builder, args[1], sig.args[1], types.int64)])
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @intrinsic

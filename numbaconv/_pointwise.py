@@ -141,9 +141,9 @@ def pack_run(x, c0, cg, src, contig, f0, ncol, lout, bpan, zero, nr):
 
 
 @njit(**CALLED)
-def spill_tile(tile, nr, out, co, nrow, f0, ncol, act):
+def spill_tile(tile, nr, out, co, nrow, f0, ncol):
     """``out[n, co + r, p] = tile[r * nr + j]`` for a panel spanning images (``f0 + j`` over
-    the batch, as :func:`pack_run`), then the activation on each piece."""
+    the batch, as :func:`pack_run`)."""
     lout = out.shape[2]
     for r in range(nrow):
         j = 0
@@ -155,8 +155,24 @@ def spill_tile(tile, nr, out, co, nrow, f0, ncol, act):
             s = tile[r * nr + j:r * nr + j + take]
             for i in range(take):
                 d[i] = s[i]
-            if act != 0:
-                activate_run(d, act)
+            j += take
+            n += 1
+            p = 0
+
+
+@njit(**CALLED)
+def activate_span(out, co, nrow, f0, ncol, act):
+    """Activation ``act`` on ``out[n, co + r, p]`` for ``r < nrow`` and the positions
+    ``f0 + j``, ``j < ncol``, of the whole batch (as :func:`pack_run`): one run a row and
+    image, so that a job's block of rows takes a few long runs, not one a panel."""
+    lout = out.shape[2]
+    for r in range(nrow):
+        j = 0
+        n = f0 // lout
+        p = f0 % lout
+        while j < ncol:
+            take = min(ncol - j, lout - p)
+            activate_run(out[n, co + r, p:p + take], act)
             j += take
             n += 1
             p = 0
@@ -230,9 +246,6 @@ def onetap_conv(x, w, bias, out, groups, src, contig, act, zero, per, workers):
                         else:
                             row_block1(w, co * cg, cg, panel, cg, bias[co:], out, o_off, lout,
                                        nrow, ncol)
-                        if act != 0:
-                            for r in range(nrow):
-                                activate_run(out[n, co + r, p0:p0 + ncol], act)
                     else:
                         if wide:
                             row_block2(w, co * cg, cg, panel, cg, bias[co:], tile, 0, nr, nrow,
@@ -240,4 +253,6 @@ def onetap_conv(x, w, bias, out, groups, src, contig, act, zero, per, workers):
                         else:
                             row_block1(w, co * cg, cg, panel, cg, bias[co:], tile, 0, nr, nrow,
                                        ncol)
-                        spill_tile(tile, nr, out, co, nrow, fq, ncol, act)
+                        spill_tile(tile, nr, out, co, nrow, fq, ncol)
+                if act != 0:  # on the block's rows just written, still in cache
+                    activate_span(out, co, nrow, f0, ncols, act)

@@ -44,32 +44,44 @@ def test_import_compiles_nothing():
 
 
 def test_specialisations_do_not_grow_with_rank():
-    def call_all_ranks():
+    def call_all_ranks(act):
         for d in range(1, 6):
             x = np.ones((1, 4) + (4,) * d, np.float32)
-            numbaconv.conv(x, np.ones((8, 4) + (2,) * d, np.float32), padding=1)  # tile GEMM
-            numbaconv.depthwise_conv(x, np.ones((4, 1) + (2,) * d, np.float32))  # direct
-            numbaconv.conv(x, np.ones((8, 4) + (1,) * d, np.float32), stride=2)  # one tap
-            numbaconv.conv_transpose(x, np.ones((4, 3) + (2,) * d, np.float32), stride=2)  # col2im
+            numbaconv.conv(x, np.ones((8, 4) + (2,) * d, np.float32), padding=1,
+                           activation=act)  # tile GEMM
+            numbaconv.depthwise_conv(x, np.ones((4, 1) + (2,) * d, np.float32),
+                                     activation=act)  # direct
+            numbaconv.conv(x, np.ones((8, 4) + (1,) * d, np.float32), stride=2,
+                           activation=act)  # one tap
+            numbaconv.conv_transpose(x, np.ones((4, 3) + (2,) * d, np.float32), stride=2,
+                                     activation=act)  # col2im
             numbaconv.separable_conv(x, np.ones((4, 1) + (3,) * d, np.float32),
-                                     np.ones((8, 4), np.float32), padding=1)  # bands of rows
+                                     np.ones((8, 4), np.float32), padding=1,
+                                     activation=act)  # bands of rows
             numbaconv.conv(x[0], np.ones((8, 4) + (3,) * d, np.float32), padding="same",
                            padding_mode="reflect", stride=2, activation="gelu")
             xi = np.ones((1, 3) + (4,) * (d - 1) + (40,), np.float32)  # implicit GEMM
-            numbaconv.conv(xi, np.ones((16, 3) + (3,) * (d - 1) + (7,), np.float32), stride=2)
+            numbaconv.conv(xi, np.ones((16, 3) + (3,) * (d - 1) + (7,), np.float32), stride=2,
+                           activation=act)
             if d == 1:  # 1-D Winograd
-                numbaconv.conv(np.ones((1, 64, 12), np.float32), np.ones((32, 64, 3), np.float32))
+                numbaconv.conv(np.ones((1, 64, 12), np.float32), np.ones((32, 64, 3), np.float32),
+                               activation=act)
             if d in (2, 3):  # Winograd, forward and weight gradient
                 xw = np.ones((1, 16) + (4,) * d, np.float32)
                 w3 = np.ones((16, 16) + (3,) * d, np.float32)
-                numbaconv.conv_backward(numbaconv.conv(xw, w3, padding=1), xw, w3, padding=1)
+                y = numbaconv.conv(xw, w3, padding=1, activation=act)
+                numbaconv.conv_backward(y, xw, w3, padding=1)
             off = np.zeros((1, d * 2 ** d) + (5,) * d, np.float32)
             numbaconv.deform_conv(x, off, np.ones((8, 4) + (2,) * d, np.float32), padding=1,
-                                  mask=off[:, : 2 ** d] if d % 2 else None)
+                                  mask=off[:, : 2 ** d] if d % 2 else None, activation=act)
 
-    call_all_ranks()
+    call_all_ranks(None)
     before = [len(k.signatures) for k in KERNELS]
-    call_all_ranks()
+    # the second pass, with the other fused activations, compiles no kernel again: relu is
+    # compiled into each kernel and sigmoid, tanh, silu and elu are called through the
+    # addresses of their own compiled runs (numbaconv._activations.activate_run)
+    for act in ("relu", "leaky_relu", "sigmoid", "tanh", "silu", "elu"):
+        call_all_ranks(act)
     numbaconv.conv(np.ones((2, 3, 9, 9), np.float32)[:, :, ::-1], np.ones((3, 3, 1, 1), np.float32),
                    padding_mode="circular")
     assert [len(k.signatures) for k in KERNELS] == before
@@ -79,6 +91,26 @@ def test_specialisations_do_not_grow_with_rank():
     # beyond 1-D): this float32 run makes at most four of either
     two_forms = (_core.window_gemm, _implicit.implicit_conv)
     assert all(n <= (4 if k in two_forms else 2) for k, n in zip(KERNELS, before)), before
+
+
+def test_kernels_compile_no_transcendental_activation():
+    """A kernel run without sigmoid, tanh, silu or elu compiles none of them; one with them
+    calls their run, compiled once a dtype (numbaconv._activations.transcendental_runs)."""
+    result = _in_fresh_process(  # with an empty cache: a kernel loaded from it types nothing
+        "import json, os, tempfile\n"
+        "os.environ['NUMBA_CACHE_DIR'] = tempfile.mkdtemp()\n"
+        "import numpy as np, numbaconv\n"
+        "from numbaconv import _activations\n"
+        "x = np.linspace(-3, 3, 2 * 4 * 36).reshape(2, 4, 6, 6)\n"
+        "w = np.linspace(-1, 1, 32).reshape(8, 4, 1, 1)\n"
+        "numbaconv.conv(x, w, activation='relu')\n"
+        "plain = [len(_activations.fused_run.signatures), len(_activations._RUN_FUNCS)]\n"
+        "y = numbaconv.conv(x, w, activation='silu')\n"
+        "z = np.einsum('nchw,oc->nohw', x, w[:, :, 0, 0])\n"
+        "err = float(np.abs(y - z / (1 + np.exp(-z))).max())\n"
+        "print(json.dumps([plain, len(_activations._RUN_FUNCS), err]))"
+    )
+    assert result[0] == [0, 0] and result[1] == 2 and result[2] < 1e-12, result
 
 
 def test_second_process_loads_kernels_from_disk_cache():
