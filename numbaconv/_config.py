@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from numba.core.cpu_options import ParallelOptions
 
+from . import _compile_hooks  # noqa: F401  (installed before any kernel compiles)
+
 FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
 
 #: only the ``prange`` loops run in parallel. Numba's other conversions (array

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import numbaconv
 from numbaconv import (
@@ -93,24 +94,49 @@ def test_specialisations_do_not_grow_with_rank():
     assert all(n <= (4 if k in two_forms else 2) for k, n in zip(KERNELS, before)), before
 
 
-def test_kernels_compile_no_transcendental_activation():
-    """A kernel run without sigmoid, tanh, silu or elu compiles none of them; one with them
-    calls their run, compiled once a dtype (numbaconv._activations.transcendental_runs)."""
-    result = _in_fresh_process(  # with an empty cache: a kernel loaded from it types nothing
+@pytest.fixture(scope="module")
+def fresh_compile() -> dict:
+    """A fresh process with an empty cache (a kernel loaded from it types nothing): a
+    parallel function of its own, then the one-tap kernel with relu, then with silu."""
+    return _in_fresh_process(
         "import json, os, tempfile\n"
         "os.environ['NUMBA_CACHE_DIR'] = tempfile.mkdtemp()\n"
-        "import numpy as np, numbaconv\n"
-        "from numbaconv import _activations\n"
+        "import numba, numpy as np, numbaconv\n"
+        "from numbaconv import _activations, _compile_hooks\n"
+        "@numba.njit(parallel=True)\n"
+        "def total(a):\n"
+        "    s = 0.0\n"
+        "    for i in numba.prange(a.shape[0]):\n"
+        "        s += a[i]\n"
+        "    return s\n"
+        "total(np.ones(10))\n"
+        "own = _compile_hooks.skipped\n"
         "x = np.linspace(-3, 3, 2 * 4 * 36).reshape(2, 4, 6, 6)\n"
         "w = np.linspace(-1, 1, 32).reshape(8, 4, 1, 1)\n"
         "numbaconv.conv(x, w, activation='relu')\n"
         "plain = [len(_activations.fused_run.signatures), len(_activations._RUN_FUNCS)]\n"
+        "kernel = _compile_hooks.skipped - own\n"
         "y = numbaconv.conv(x, w, activation='silu')\n"
         "z = np.einsum('nchw,oc->nohw', x, w[:, :, 0, 0])\n"
         "err = float(np.abs(y - z / (1 + np.exp(-z))).max())\n"
-        "print(json.dumps([plain, len(_activations._RUN_FUNCS), err]))"
+        "print(json.dumps(dict(own=own, kernel=kernel, plain=plain,\n"
+        "                      runs=len(_activations._RUN_FUNCS), err=err)))"
     )
-    assert result[0] == [0, 0] and result[1] == 2 and result[2] < 1e-12, result
+
+
+def test_kernels_compile_no_transcendental_activation(fresh_compile):
+    """A kernel run without sigmoid, tanh, silu or elu compiles none of them; one with them
+    calls their run, compiled once a dtype (numbaconv._activations.transcendental_runs)."""
+    r = fresh_compile
+    assert r["plain"] == [0, 0] and r["runs"] == 2 and r["err"] < 1e-12, r
+
+
+def test_only_numbaconv_kernels_skip_the_intermediate_optimisations(fresh_compile):
+    """The one-tap kernel's prange body skips the module optimisation of its three
+    intermediate libraries (numbaconv._compile_hooks); a parallel function of another
+    module keeps all of them."""
+    r = fresh_compile
+    assert r["own"] == 0 and r["kernel"] == 3, r
 
 
 def test_second_process_loads_kernels_from_disk_cache():
