@@ -1,37 +1,50 @@
-"""One change to how Numba compiles numbaconv's parallel kernels: LLVM's module
-optimisation runs once over a kernel's ``prange`` body, not four times.
+"""Two changes to how Numba compiles numbaconv's parallel kernels: LLVM's module
+optimisation runs once over a kernel's ``prange`` body, not four times, and
+the body's code is generated three times, not four.
 
 Numba builds a parallel kernel's loop body as three libraries before the
 kernel's own: the parfor's gufunc, its gufunc wrapper and the launcher
 (``parallelgufuncwrapper``; ``numba/np/ufunc/parallel.py``). Each one links
 in the one before it and runs LLVM's full module optimisation over all that
 it holds, and the kernel's library, which links the last, runs it once more.
-Only the kernel's machine code is ever called. So while a numbaconv function
-compiles, the three intermediate libraries skip their module optimisation;
-the kernel's runs over the same code, once (asv_bench/NOTES.md, attempt 129).
-Function-level passes, code generation and the kernel's own optimisation are
-unchanged, and so are other packages' functions.
+Each is also compiled to machine code, though only the kernel's is ever run
+(the gufunc's own is looked up once, for its environment). So while a
+numbaconv function compiles:
 
-Numba compiles one function at a time per process (its global compiler lock);
-a listener on its ``numba:compile`` events tracks which dispatcher is being
-compiled. If a Numba version no longer has the method replaced here, nothing
-is changed.
+* the three intermediate libraries skip their module optimisation; the
+  kernel's runs over the same code, once (asv_bench/NOTES.md, attempt 129);
+* the gufunc wrapper and the launcher are not compiled to machine code: the
+  kernel holds its own copies of them (attempt 130). This is done only on the
+  Numba versions in :data:`_CODEGEN_CHECKED`, where the test suite ran so.
+
+Function-level passes and the kernel's own optimisation and machine code are
+unchanged, and so are other packages' functions. Numba compiles one function
+at a time per process (its global compiler lock); a listener on its
+``numba:compile`` events tracks which dispatcher is being compiled. If a Numba
+version no longer has a method replaced here, that change is not made.
 """
 
 from __future__ import annotations
 
+import numba
 from numba.core import codegen, event
 
 #: the names Numba gives the intermediate libraries of a ``prange`` body
 _INTERMEDIATE = ("__numba_parfor_gufunc", "<numba.np.ufunc.wrappers._GufuncWrapper",
                  "parallelgufuncwrapper")
 
+#: the two of them that are only ever linked into the kernel
+_WRAPPERS = _INTERMEDIATE[1:]
+#: the Numba versions (major, minor) on which the wrappers' machine code is skipped
+_CODEGEN_CHECKED = {(0, 68)}
+
 #: this package's module names start with it
 _PACKAGE = __name__.rpartition(".")[0] + "."
 #: for each ``numba:compile`` under way, innermost last: is it a numbaconv function?
 _compiling: list[bool] = []
-#: module optimisations skipped so far (for the tests)
+#: module optimisations and machine codes skipped so far (for the tests)
 skipped = 0
+skipped_code = 0
 
 
 class _Tracker(event.Listener):
@@ -47,21 +60,49 @@ class _Tracker(event.Listener):
             _compiling.pop()
 
 
+def _numba_version() -> tuple[int, ...]:
+    return tuple(int(p) for p in numba.__version__.split(".")[:2] if p.isdigit())
+
+
+def _ours(library, names: tuple[str, ...]) -> bool:
+    """Is ``library`` one of ``names``, made while a numbaconv function compiles?"""
+    return bool(_compiling) and _compiling[-1] and library.name.startswith(names)
+
+
 def _install() -> None:
-    original = getattr(codegen.CPUCodeLibrary, "_optimize_final_module", None)
-    if original is None or getattr(original, "_numbaconv", False):
+    lib = codegen.CPUCodeLibrary
+    optimize = getattr(lib, "_optimize_final_module", None)
+    if optimize is None or getattr(optimize, "_numbaconv", False):
         return
 
     def _optimize_final_module(self):
         global skipped
-        if _compiling and _compiling[-1] and self.name.startswith(_INTERMEDIATE):
+        if _ours(self, _INTERMEDIATE):
             skipped += 1
             return
-        original(self)
+        optimize(self)
 
     _optimize_final_module._numbaconv = True
-    codegen.CPUCodeLibrary._optimize_final_module = _optimize_final_module
+    lib._optimize_final_module = _optimize_final_module
     event.register("numba:compile", _Tracker())
+
+    finalize = getattr(lib, "_finalize_final_module", None)
+    steps = ("_finalize_dynamic_globals", "_verify_declare_only_symbols")
+    if (finalize is None or _numba_version() not in _CODEGEN_CHECKED
+            or not all(hasattr(lib, n) for n in steps)):
+        return
+
+    def _finalize_final_module(self):
+        global skipped_code
+        if _ours(self, _WRAPPERS):  # finalized for linking, never added to the JIT engine
+            self._finalize_dynamic_globals()
+            self._verify_declare_only_symbols()
+            self._finalized = True
+            skipped_code += 1
+            return
+        finalize(self)
+
+    lib._finalize_final_module = _finalize_final_module
 
 
 _install()
