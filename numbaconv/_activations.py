@@ -88,7 +88,7 @@ def activate_run(v, code):
 
     relu and leaky relu are compiled into each kernel. sigmoid, tanh, silu and elu are
     called through :data:`_RUNS` (:func:`call_transcendental_run`), compiled once a dtype
-    and only when first asked for: compiled into each kernel, they cost 5-6 s of the
+    and only when first asked for: compiled into each kernel, they cost about 4 s of the
     family's cold compile a dtype (NOTES 127). gelu is not fused at all
     (:func:`kernel_code`): its float32 form took 2.5 s of that compile (NOTES 91).
     """
