@@ -134,6 +134,8 @@ _RUNS_LOCK = threading.Lock()
 def transcendental_runs() -> None:
     """Compile (or load from Numba's cache) the runs of sigmoid, tanh, silu and elu in both
     dtypes, once a process, and put their addresses in :data:`_RUNS`."""
+    if _RUN_FUNCS:  # every later call: no lock (the list fills after the table)
+        return
     with _RUNS_LOCK:
         if _RUN_FUNCS:
             return
