@@ -21,8 +21,8 @@ from . import _deform_grad_kernels
 from ._dtypes import result_dtypes, to_kernel
 from ._geometry import Padding
 from ._microkernel import MR, lanes
-from .conv_backward import _WGRAD_TILE, bias_gradient, check_grad_output, rank_alias
 from .convolution import _PLANE_BYTES, ArrayLike
+from .convolution_backward import _WGRAD_TILE, bias_gradient, check_grad_output, rank_alias
 from .deformable import _NO_MASK, check_deform, deform_geometry
 
 __all__ = ["DeformConvGrads", "deform_conv1d_backward", "deform_conv2d_backward",
