@@ -24,7 +24,7 @@ from numba import carray, cfunc, njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from ._config import CALLED, PARALLEL
+from ._config import CALLED, CFUNC, PARALLEL
 from ._microkernel import _splat, copy_row, masked_vectors, opaque, vector_loop
 from ._vecmath import (
     _INV_SQRT2,
@@ -140,7 +140,7 @@ def transcendental_runs() -> None:
         if _RUN_FUNCS:
             return
         funcs = [cfunc(types.void(types.CPointer(t), types.int64, types.int64),
-                       **CALLED)(_transcendental_run) for t in _RUN_DTYPES]
+                       **CFUNC)(_transcendental_run) for t in _RUN_DTYPES]
         _RUNS[:] = [f.address for f in funcs]
         _RUN_FUNCS.extend(funcs)
 

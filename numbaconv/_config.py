@@ -5,6 +5,10 @@
 * ``cache=True`` keeps compiled kernels on disk, so only the first call in the
   first process pays the compile time.
 * ``error_model='numpy'`` keeps divisions free of Python's zero checks.
+* ``no_cfunc_wrapper``: Numba builds a C-callable wrapper beside each function
+  for its use as a first-class function value, which no kernel or helper is;
+  without them a dtype's cold compile is ~0.5 s shorter (NOTES 132). Python
+  calls go through the other wrapper, which stays.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ PRANGE_ONLY = ParallelOptions({"comprehension": False, "inplace_binop": False, "
                                "numpy": False, "stencil": False, "fusion": False})
 
 #: options of the parallel kernels (one ``prange`` each)
-PARALLEL = {"parallel": PRANGE_ONLY, "fastmath": FASTMATH, "cache": True, "error_model": "numpy"}
+PARALLEL = {"parallel": PRANGE_ONLY, "fastmath": FASTMATH, "cache": True, "error_model": "numpy",
+            "no_cfunc_wrapper": True}
 
 #: options of the plain helpers called from inside a ``prange`` body
 HELPER = {"fastmath": FASTMATH, "cache": True, "error_model": "numpy", "inline": "always"}
@@ -33,4 +38,7 @@ HELPER = {"fastmath": FASTMATH, "cache": True, "error_model": "numpy", "inline":
 #: options of the larger helpers (a row, a tile, a job): compiled on their own, not
 #: inlined at Numba's level, which made each parallel kernel several times slower to
 #: compile for no measurable speed (asv_bench/NOTES.md, attempt 37)
-CALLED = {"fastmath": FASTMATH, "cache": True, "error_model": "numpy"}
+CALLED = {"fastmath": FASTMATH, "cache": True, "error_model": "numpy", "no_cfunc_wrapper": True}
+
+#: options of the ``numba.cfunc`` functions, whose C wrapper is the point
+CFUNC = {"fastmath": FASTMATH, "cache": True, "error_model": "numpy"}
