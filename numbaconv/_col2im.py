@@ -149,8 +149,8 @@ def gemm_col2im(x, w, out, groups, ntap, ldc, table, bias, chunk, act, zero, wor
     per_g = (m + chunk - 1) // chunk
     njobs = groups * per_g * nimg
     nw = max(min(workers, njobs), 1)
-    cols_all = worker_rows(nw, chunk * ntap * ldc, x, False)
-    bpan_all = worker_rows(nw, cg * nr, x, False)
+    cols_all = worker_rows(nw, chunk * ntap * ldc, x.dtype, False)
+    bpan_all = worker_rows(nw, cg * nr, x.dtype, False)
     zb = np.zeros(MR, dtype=x.dtype)
     contig_src = np.empty(0, dtype=np.int64)  # unread: the inputs are read as they lie
     for wk in prange(nw):

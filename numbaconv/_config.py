@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from numba.core import types
 from numba.core.cpu_options import ParallelOptions
 
 from . import _compile_hooks  # noqa: F401  (installed before any kernel compiles)
@@ -42,3 +43,22 @@ CALLED = {"fastmath": FASTMATH, "cache": True, "error_model": "numpy", "no_cfunc
 
 #: options of the ``numba.cfunc`` functions, whose C wrapper is the point
 CFUNC = {"fastmath": FASTMATH, "cache": True, "error_model": "numpy"}
+
+
+def plain_calls(dispatcher):
+    """Have jitted callers compile ``dispatcher`` for their arguments' plain types.
+
+    Called from jitted code with a constant argument, a Numba function is typed and
+    compiled for that constant's value (``Literal[bool](True)``, ``Literal[int](1)``):
+    a specialisation for each constant a caller passes. For a helper whose constants
+    only select a branch at run time, that is compile time for nothing (NOTES 133).
+    Python callers are unchanged.
+    """
+    call_template = dispatcher.get_call_template
+
+    def get_call_template(args, kws):
+        return call_template(tuple(types.unliteral(a) for a in args),
+                             {k: types.unliteral(v) for k, v in kws.items()})
+
+    dispatcher.get_call_template = get_call_template
+    return dispatcher

@@ -43,7 +43,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._activations import activate_run
-from ._config import CALLED, HELPER, PARALLEL
+from ._config import CALLED, HELPER, PARALLEL, plain_calls
 from ._geometry import (
     G_DIL,
     G_ID0,
@@ -83,20 +83,22 @@ def padded(n):
     return (n + 2 * _PAD - 1) // _PAD * _PAD
 
 
+@plain_calls
 @njit(**CALLED)
-def worker_rows(nw, n, like, zero):
-    """``(nw, padded(n))`` per-worker scratch of ``like``'s dtype, every row 64-byte aligned.
+def worker_rows(nw, n, dtype, zero):
+    """``(nw, padded(n))`` per-worker scratch of ``dtype``, every row 64-byte aligned.
 
     Numba's arrays are only 32-byte aligned, so half the time every full-width
     (64-byte) vector load from a scratch row would straddle two cache lines and
     count twice (separable (8,128,56,56) -> 128: 3.16 against 2.88 ms, NOTES 70).
     The rows are a whole number of 128 bytes, so aligning the first aligns all.
     Zero-filled when ``zero``. Compiled on its own, not inlined into each kernel (the
-    convolution family's cold compile: 31.1 -> 29.3-30.0 s).
+    convolution family's cold compile: 31.1 -> 29.3-30.0 s), once a dtype: callers pass
+    ``x.dtype``, not the array, and their constants as plain values (:func:`plain_calls`).
     """
     ld = padded(n)
-    buf = np.empty(nw * ld + 64 // like.itemsize, dtype=like.dtype)
-    off = np.int64((64 - buf.ctypes.data % 64) % 64) // like.itemsize
+    buf = np.empty(nw * ld + 16, dtype=dtype)  # 16: 64 bytes of the smallest dtype
+    off = np.int64((64 - buf.ctypes.data % 64) % 64) // buf.itemsize
     if zero:
         buf[:] = 0
     return buf[off:off + nw * ld].reshape((nw, ld))
@@ -538,7 +540,7 @@ def gemm_segments(x3: np.ndarray, tab: Tables, tile: int, nchan: int,
     if tab.geom.shape[1] != 1:
         return None
     seglen = (tile - 1) * int(tab.geom[G_STRIDE, 0]) + int(tab.voff[-1]) + 1
-    return worker_rows(max(workers, 1), seglen * nchan, x3, False)
+    return worker_rows(max(workers, 1), seglen * nchan, x3.dtype, False)
 
 
 @njit(**PARALLEL)
@@ -578,7 +580,7 @@ def window_gemm(x, w, wp, bp, bias, out, groups, geom, maps, voff, dwT, mult, ac
         chunk = nimg
     xv_all = np.empty((min(chunk, nimg), padded(lv * nc)) if segs is None else (1, 1),
                       dtype=x.dtype)
-    colT_all = worker_rows(nw, tile_rows(tile) * kk, x, True)
+    colT_all = worker_rows(nw, tile_rows(tile) * kk, x.dtype, True)
     o_all = np.zeros((nw, padded(d)), dtype=np.int64)
     for n0 in range(0, nimg, chunk):
         nb = min(chunk, nimg - n0)
@@ -723,8 +725,8 @@ def window_direct(x, w, bias, out, groups, geom, maps, voff, act, zero, nband, w
     orows = output_row_table(geom)
     vl = geom[G_VLEN, last]
     tap_reach = voff[ntap - 1]  # the farthest tap from a window's origin (the offsets ascend)
-    acc_all = worker_rows(nw, lv, x, False)
-    vp_all = worker_rows(nw, lv, x, False)
+    acc_all = worker_rows(nw, lv, x.dtype, False)
+    vp_all = worker_rows(nw, lv, x.dtype, False)
     for wk in prange(nw):
         acc = acc_all[wk]
         vp = vp_all[wk]

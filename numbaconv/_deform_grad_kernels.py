@@ -60,10 +60,10 @@ def deform_weight_grad(x, offset, mask, gout, groups, geom, maps, outlen, size, 
     nw = acc_all.shape[0]
     vrows = virtual_row_table(geom, maps)
     xv_all = np.empty((min(chunk, nimg), padded((lin + 1) * nc)), dtype=x.dtype)
-    colT_all = worker_rows(nw, tile * kk, x, True)
-    pan_all = worker_rows(nw, npan * tile * nr, x, True)
-    a_all = worker_rows(nw, mpad * tile, x, True)
-    sc_all = worker_rows(nw, nr * MR, x, True)
+    colT_all = worker_rows(nw, tile * kk, x.dtype, True)
+    pan_all = worker_rows(nw, npan * tile * nr, x.dtype, True)
+    a_all = worker_rows(nw, mpad * tile, x.dtype, True)
+    sc_all = worker_rows(nw, nr * MR, x.dtype, True)
     int_all, flt_all, ok_all = stencil_scratch(nw, tile, d, x.dtype)
     zb = np.zeros(nr, dtype=x.dtype)
     fsize = size.astype(x.dtype)
@@ -137,11 +137,11 @@ def deform_input_grad(x, nc, offset, mask, gout, wa, groups, outlen, size, instr
     lout = gout.shape[2]
     njobs = nimg * og
     nw = max(min(workers, njobs), 1)
-    dcol_all = worker_rows(nw, tile * wa.shape[1], gx, False)
-    gp_all = worker_rows(nw, m * nr, gx, False)
+    dcol_all = worker_rows(nw, tile * wa.shape[1], gx.dtype, False)
+    gp_all = worker_rows(nw, m * nr, gx.dtype, False)
     zb = np.zeros(nr, dtype=gx.dtype)
     int_all = np.empty((nw, padded(2 * ncorner + 4 * d)), dtype=np.int64)
-    flt_all = worker_rows(nw, (2 + d) * ncorner + 3 * d + tile * d, gx, False)
+    flt_all = worker_rows(nw, (2 + d) * ncorner + 3 * d + tile * d, gx.dtype, False)
     for wk in prange(nw):
         dcol = dcol_all[wk]
         iw = int_all[wk]

@@ -338,7 +338,7 @@ def window_deform(x, offset, mask, w, wp, bp, bias, out, groups, geom, maps, out
     nw = max(min(workers, nimg * groups * ntile), 1)
     vrows = virtual_row_table(geom, maps)
     xv_all = np.empty((min(chunk, nimg), padded((lin + 1) * nc)), dtype=x.dtype)
-    colT_all = worker_rows(nw, tile_rows(tile) * kk, x, True)
+    colT_all = worker_rows(nw, tile_rows(tile) * kk, x.dtype, True)
     int_all, flt_all, ok_all = stencil_scratch(nw, tile, d, x.dtype)
     fsize = size.astype(x.dtype)
     for n0 in range(0, nimg, chunk):

@@ -426,7 +426,7 @@ def _window_rows(x, w, bias, out, groups, geom, copies, offs, chunks, masks, hea
     nchunk = chunks.shape[0]
     njobs = nimg * cout * nband
     nw = max(min(workers, njobs), 1)
-    vp_all = worker_rows(nw, plane_len, x, True)  # padding rows stay zero
+    vp_all = worker_rows(nw, plane_len, x.dtype, True)  # padding rows stay zero
     for wk in prange(nw):
         vp = vp_all[wk]
         for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):

@@ -160,9 +160,9 @@ def weight_grad_gemm(x, gout, groups, geom, maps, voff, nr, tile, chunk, zero, a
     nw = acc_all.shape[0]
     vrows = virtual_row_table(geom, maps)
     xv_all = np.empty((min(chunk, nimg), padded(lv * nc)), dtype=x.dtype)
-    pan_all = worker_rows(nw, npan * tile * nr, x, True)
-    a_all = worker_rows(nw, mpad * tile, x, True)
-    sc_all = worker_rows(nw, nr * MR, x, True)
+    pan_all = worker_rows(nw, npan * tile * nr, x.dtype, True)
+    a_all = worker_rows(nw, mpad * tile, x.dtype, True)
+    sc_all = worker_rows(nw, nr * MR, x.dtype, True)
     o_all = np.zeros((nw, padded(d)), dtype=np.int64)
     zb = np.zeros(nr, dtype=x.dtype)
     for n0 in range(0, nimg, chunk):
@@ -225,8 +225,8 @@ def weight_grad_direct(x, gout, groups, geom, maps, voff, dw, zero, workers):
     nw = max(min(workers, njobs), 1)
     vrows = virtual_row_table(geom, maps)
     orows = output_row_table(geom)
-    vp_all = worker_rows(nw, lv, x, False)
-    acc_all = worker_rows(nw, ntap, x, False)
+    vp_all = worker_rows(nw, lv, x.dtype, False)
+    acc_all = worker_rows(nw, ntap, x.dtype, False)
     for wk in prange(nw):
         vp = vp_all[wk]
         acc = acc_all[wk]

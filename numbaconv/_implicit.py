@@ -159,7 +159,7 @@ def implicit(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray,
         vlen = lanes(x3.dtype)
         koff, vls, plen = _segment_offsets(tab, cg, vlen, nvb)
         chunk, part = x3.shape[0], len(koff)
-        segs = worker_rows(max(workers, 1), cg * plen + BLOCK_VECTORS * vlen, x3, True)
+        segs = worker_rows(max(workers, 1), cg * plen + BLOCK_VECTORS * vlen, x3.dtype, True)
     else:
         koff, vls, plen = _offsets(tab, cg)
         per = max(1, _WORKER_PLANE_BYTES // (cin * plen * x3.itemsize))
@@ -313,7 +313,7 @@ def plane_buffers(x, geom, maps, plen, rl, nimg, nr, zero, workers):
     the planes themselves are written whole by their builders, so only that reach is zeroed
     here: zeroing them all, 5 MB for conv3d (2,16,32,32,32), took a third of the builds),
     and a builder's scratch row a worker."""
-    planes = worker_rows(1, nimg * x.shape[1] * plen + nr, x, False)[0]
+    planes = worker_rows(1, nimg * x.shape[1] * plen + nr, x.dtype, False)[0]
     for j in range(planes.shape[0] - nr, planes.shape[0]):
         planes[j] = zero
     scratch = np.empty((max(workers, 1), padded(rl)), dtype=x.dtype)
@@ -351,7 +351,7 @@ def implicit_flat(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, f
     for r in range(norow):
         frow[orows[r] // vl - vr0] = r
     fpos = (orows[norow - 1] // vl - vr0) * rl + olast
-    fscr = worker_rows(max(workers, 1), MR * nr, x, False)
+    fscr = worker_rows(max(workers, 1), MR * nr, x.dtype, False)
     ncog = ((m + MR - 1) // MR + flat - 1) // flat  # jobs per image and group
     for n0 in range(0, nimg, chunk):
         nb = min(chunk, nimg - n0)

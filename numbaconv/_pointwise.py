@@ -213,8 +213,8 @@ def onetap_conv(x, w, bias, out, groups, src, contig, act, zero, per, workers):
     nsplit = (m + rows - 1) // rows
     njobs = base * nsplit
     nw = max(min(workers, njobs), 1)
-    bpan_all = worker_rows(nw, per * cg * nr, x, False)
-    tile_all = worker_rows(nw, MR * nr, x, False)
+    bpan_all = worker_rows(nw, per * cg * nr, x.dtype, False)
+    tile_all = worker_rows(nw, MR * nr, x.dtype, False)
     for wk in prange(nw):
         tile = tile_all[wk]
         bpan = bpan_all[wk]

@@ -181,8 +181,8 @@ def window_pool(x, out, idx, geom, maps, voff, vidx, op, power, scale, scale_off
     vrows = virtual_row_table(geom, maps)
     orows = output_row_table(geom)
     ntap = voff.shape[0]
-    acc_all = worker_rows(nw, lv, x, False)
-    vp_all = worker_rows(nw, lv, x, False)
+    acc_all = worker_rows(nw, lv, x.dtype, False)
+    vp_all = worker_rows(nw, lv, x.dtype, False)
     arg_all = np.empty((nw, padded(lv)), dtype=np.int64)
     coord_all = np.zeros((nw, padded(d)), dtype=np.int64)
     ninf = x.dtype.type(-np.inf)

@@ -108,9 +108,9 @@ def separable_rows(x, dw, w, bias, out, mult, geom, maps, band, act, zero, worke
         koff[k] = k * ldm
     njobs = nimg * nchunk
     nw = max(min(workers, njobs), 1)
-    vp_all = worker_rows(nw, plane_len, x, True)  # padding rows stay zero
+    vp_all = worker_rows(nw, plane_len, x.dtype, True)  # padding rows stay zero
     # zeroed: a last panel reads past its band into finite samples (its lanes are not stored)
-    mid_all = worker_rows(nw, cdw * ldm + nr, x, True)
+    mid_all = worker_rows(nw, cdw * ldm + nr, x.dtype, True)
     for wk in prange(nw):
         vp = vp_all[wk]
         mid = mid_all[wk]

@@ -625,9 +625,9 @@ def winograd_conv(x, up, bz, bias, out, geom, maps, ntax, starts, masks, vrstep,
     rows = (grp * seg * imgs + MR - 1) // MR * MR
     nw = max(min(workers, njobs), 1)
     vrows = virtual_row_table(geom, maps)
-    slab_all = worker_rows(nw, nl * vl * nc, x, False)
-    v_all = worker_rows(nw, npt * rows * nc, x, True)
-    m_all = worker_rows(nw, npt * cout * rows, x, False)
+    slab_all = worker_rows(nw, nl * vl * nc, x.dtype, False)
+    v_all = worker_rows(nw, npt * rows * nc, x.dtype, True)
+    m_all = worker_rows(nw, npt * cout * rows, x.dtype, False)
     y_all = np.empty((nw, 2, padded(npt // 2 * rows)), dtype=x.dtype)
     tr_all = np.empty((nw, 3, padded(grp)), dtype=np.int64)
     idx_all = np.zeros((nw, padded(d)), dtype=np.int64)

@@ -753,12 +753,12 @@ def winograd1d_conv(x, up, bz, ut, wd, bias, out, geom, maps, starts, masks, nfu
     rowst = (seg + 2 * vl - 1) // (2 * vl) * (2 * vl)  # tiles to whole panels
     wr = (width + vl - 1) // vl * vl  # a channel's samples in the channel-first slab
     cf = up.shape[0] == 0 and not compact  # channel-first inputs (NOTES 73)
-    slab_all = worker_rows(nw, max(width, wr if cf else 0) * nc, x, False)
+    slab_all = worker_rows(nw, max(width, wr if cf else 0) * nc, x.dtype, False)
     offs_all = np.empty((nw, seg + vl), dtype=np.int32)
     # (the transposes read whole blocks: up to a vector of tiles past the job's, finite)
-    v_all = worker_rows(nw, 6 * rows * nc + vl * nc, x, True)
-    vt_all = worker_rows(nw, 6 * ncp * rowst + 2 * vl if up.shape[0] == 0 else 1, x, True)
-    m_all = worker_rows(nw, 6 * cout * rows, x, False)
+    v_all = worker_rows(nw, 6 * rows * nc + vl * nc, x.dtype, True)
+    vt_all = worker_rows(nw, 6 * ncp * rowst + 2 * vl if up.shape[0] == 0 else 1, x.dtype, True)
+    m_all = worker_rows(nw, 6 * cout * rows, x.dtype, False)
     cols_all = np.empty((nw, seg, 2), dtype=np.int64)
     koff = np.empty(nc, dtype=np.int64)
     for c in range(nc):

@@ -214,11 +214,11 @@ def winograd_weight_grad(x, gout, geom, maps, ntax, starts, masks, vrstep, ooff,
     rows = grp * seg
     nw = acc_all.shape[0]
     vrows = virtual_row_table(geom, maps)
-    slab_all = worker_rows(nw, nl * vl * nc, x, False)
-    v_all = worker_rows(nw, npt * npc * rows * nr, x, True)
-    dy_all = worker_rows(nw, npt * cpad * rows, x, True)
+    slab_all = worker_rows(nw, nl * vl * nc, x.dtype, False)
+    v_all = worker_rows(nw, npt * npc * rows * nr, x.dtype, True)
+    dy_all = worker_rows(nw, npt * cpad * rows, x.dtype, True)
     y_all = np.empty((nw, 2, padded(npt // 2 * rows)), dtype=x.dtype)
-    sc_all = worker_rows(nw, nr * MR, x, True)
+    sc_all = worker_rows(nw, nr * MR, x.dtype, True)
     tr_all = np.empty((nw, 3, padded(grp)), dtype=np.int64)
     idx_all = np.zeros((nw, padded(d)), dtype=np.int64)
     zb = np.zeros(nr, dtype=x.dtype)

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numba
 import numpy as np
 import pytest
 
@@ -92,6 +93,25 @@ def test_specialisations_do_not_grow_with_rank():
     # beyond 1-D): this float32 run makes at most four of either
     two_forms = (_core.window_gemm, _implicit.implicit_conv)
     assert all(n <= (4 if k in two_forms else 2) for k, n in zip(KERNELS, before)), before
+
+
+def test_worker_rows_compiles_once_a_dtype_whatever_constants_its_callers_pass():
+    """Jitted callers pass constants to ``worker_rows`` (``1``, ``True``, ``False``); it is
+    still compiled once a dtype (``_config.plain_calls``). Its rows are 64-byte aligned, a
+    whole number of 128 bytes long, and zeroed when asked."""
+
+    @numba.njit
+    def rows(x):
+        return (_core.worker_rows(1, 3, x.dtype, False), _core.worker_rows(2, 37, x.dtype, True),
+                _core.worker_rows(x.shape[0], 5, x.dtype, True))
+
+    for dtype in (np.float32, np.float64):
+        for a, nw, n in zip(rows(np.ones(3, dtype)), (1, 2, 3), (3, 37, 5)):
+            assert a.dtype == dtype and a.shape[0] == nw and a.shape[1] >= n
+            assert a.ctypes.data % 64 == 0 and a.strides[0] % 128 == 0
+        assert not rows(np.ones(3, dtype))[1].any()
+    dtypes = [sig[2] for sig in _core.worker_rows.signatures]
+    assert len(dtypes) == len(set(dtypes)), _core.worker_rows.signatures
 
 
 @pytest.fixture(scope="module")
