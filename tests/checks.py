@@ -1,6 +1,10 @@
-"""Comparison helpers shared by the tests."""
+"""Helpers shared by the tests: comparisons, and a fresh process."""
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
 
 import numpy as np
 
@@ -26,3 +30,10 @@ def assert_sums_close(actual, expected, bound, dtype):
     err = np.abs(actual - expected)
     assert (err <= TOL[np.dtype(dtype)] * np.asarray(bound)).all(), \
         f"error {err.max():.3g} against bound {np.asarray(bound).min(initial=np.inf):.3g}"
+
+
+def in_fresh_process(code: str) -> object:
+    """Run ``code`` in a new Python process; what it printed last, read as JSON."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import numba
 import numpy as np
 import pytest
+from checks import in_fresh_process
 
 import numbaconv
 from numbaconv import (
@@ -30,14 +27,8 @@ KERNELS = (_core.window_gemm, _core.window_direct, _deform_kernels.window_deform
            _winograd1d.winograd1d_conv, _separable_rows.separable_rows)
 
 
-def _in_fresh_process(code: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def test_import_compiles_nothing():
-    result = _in_fresh_process(
+    result = in_fresh_process(
         "import json, numbaconv\n"
         "from numbaconv import _core\n"
         "print(json.dumps([len(k.signatures) for k in (_core.window_gemm, _core.window_direct)]))"
@@ -118,7 +109,7 @@ def test_worker_rows_compiles_once_a_dtype_whatever_constants_its_callers_pass()
 def fresh_compile() -> dict:
     """A fresh process with an empty cache (a kernel loaded from it types nothing): a
     parallel function of its own, then the one-tap kernel with relu, then with silu."""
-    return _in_fresh_process(
+    return in_fresh_process(
         "import json, os, tempfile\n"
         "os.environ['NUMBA_CACHE_DIR'] = tempfile.mkdtemp()\n"
         "import numba, numpy as np, numbaconv\n"
@@ -170,6 +161,6 @@ def test_second_process_loads_kernels_from_disk_cache():
         "print(json.dumps([sum(_core.window_gemm.stats.cache_hits.values()),"
         " sum(_core.window_gemm.stats.cache_misses.values())]))"
     )
-    _in_fresh_process(code)  # compiles (or loads) and writes the cache
-    hits, misses = _in_fresh_process(code)
+    in_fresh_process(code)  # compiles (or loads) and writes the cache
+    hits, misses = in_fresh_process(code)
     assert hits == 1 and misses == 0

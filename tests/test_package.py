@@ -5,24 +5,17 @@ from __future__ import annotations
 
 import ast
 import importlib
-import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from checks import in_fresh_process
 
 import numbaconv
 
 
-def _in_fresh_process(code: str) -> object:
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def test_import_loads_neither_numba_nor_a_submodule():
-    loaded = _in_fresh_process(
+    loaded = in_fresh_process(
         "import json, sys, numbaconv\n"
         "print(json.dumps(sorted(m for m in sys.modules\n"
         "                        if m.split('.')[0] in ('numba', 'numpy')\n"
@@ -32,7 +25,7 @@ def test_import_loads_neither_numba_nor_a_submodule():
 
 
 def test_first_use_of_a_name_loads_it_and_submodules_stay_reachable():
-    result = _in_fresh_process(
+    result = in_fresh_process(
         "import json, sys, numpy as np, numbaconv\n"
         "x, w = np.ones((1, 2, 5, 5), np.float32), np.ones((3, 2, 3, 3), np.float32)\n"
         "y = numbaconv.conv2d(x, w)\n"
