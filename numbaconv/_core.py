@@ -97,7 +97,7 @@ def worker_rows(nw, n, dtype, zero):
     ``x.dtype``, not the array, and their constants as plain values (:func:`plain_calls`).
     """
     ld = padded(n)
-    buf = np.empty(nw * ld + 16, dtype=dtype)  # 16: 64 bytes of the smallest dtype
+    buf = np.empty(nw * ld + 64, dtype=dtype)  # room to align to 64 bytes at any itemsize
     off = np.int64((64 - buf.ctypes.data % 64) % 64) // buf.itemsize
     if zero:
         buf[:] = 0
