@@ -29,20 +29,23 @@ FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
 PRANGE_ONLY = ParallelOptions({"comprehension": False, "inplace_binop": False, "setitem": False,
                                "numpy": False, "stencil": False, "fusion": False})
 
+#: what every compiled function here shares; the ``numba.cfunc`` functions, whose C
+#: wrapper is the point, take exactly these (``CFUNC``)
+_COMMON = {"fastmath": FASTMATH, "cache": True, "error_model": "numpy"}
+
 #: options of the parallel kernels (one ``prange`` each)
-PARALLEL = {"parallel": PRANGE_ONLY, "fastmath": FASTMATH, "cache": True, "error_model": "numpy",
-            "no_cfunc_wrapper": True}
+PARALLEL = {**_COMMON, "parallel": PRANGE_ONLY, "no_cfunc_wrapper": True}
 
 #: options of the plain helpers called from inside a ``prange`` body
-HELPER = {"fastmath": FASTMATH, "cache": True, "error_model": "numpy", "inline": "always"}
+HELPER = {**_COMMON, "inline": "always"}
 
 #: options of the larger helpers (a row, a tile, a job): compiled on their own, not
 #: inlined at Numba's level, which made each parallel kernel several times slower to
 #: compile for no measurable speed (asv_bench/NOTES.md, attempt 37)
-CALLED = {"fastmath": FASTMATH, "cache": True, "error_model": "numpy", "no_cfunc_wrapper": True}
+CALLED = {**_COMMON, "no_cfunc_wrapper": True}
 
-#: options of the ``numba.cfunc`` functions, whose C wrapper is the point
-CFUNC = {"fastmath": FASTMATH, "cache": True, "error_model": "numpy"}
+#: options of the ``numba.cfunc`` functions
+CFUNC = _COMMON
 
 
 def plain_calls(dispatcher):
