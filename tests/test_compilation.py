@@ -148,9 +148,53 @@ def test_only_numbaconv_kernels_skip_the_intermediate_optimisations(fresh_compil
     (numbaconv._compile_hooks); a parallel function of another module keeps all of them."""
     from numbaconv import _compile_hooks
 
-    code = 2 if _compile_hooks._numba_version() in _compile_hooks._CODEGEN_CHECKED else 0
+    code = 2 if _compile_hooks._numba_version() in _compile_hooks._CHECKED else 0
     r = fresh_compile
     assert r["own"] == [0, 0] and r["kernel"] == [3, code], r
+
+
+def test_cached_kernels_load_without_the_registries_refresh(tmp_path):
+    """A fresh process with a warm cache loads numbaconv's kernels without Numba's refresh
+    of its registries (numbaconv._compile_hooks): its first conv imports none of them
+    (``numba.np.arraymath`` is one), and is right. A function of its own compiled after
+    that refreshes them, and calls a loaded numbaconv helper; another package's cached
+    function still refreshes them when it loads."""
+    from numbaconv import _compile_hooks
+
+    checked = _compile_hooks._numba_version() in _compile_hooks._CHECKED
+    code = (
+        "import json, sys, numba, numpy as np, numbaconv\n"
+        "from numbaconv import _compile_hooks, _core\n"
+        "x = np.linspace(-1, 1, 4 * 36, dtype=np.float32).reshape(1, 4, 6, 6)\n"
+        "w = np.linspace(-2, 1, 8 * 36, dtype=np.float32).reshape(8, 4, 3, 3)\n"
+        "y = numbaconv.conv(x, w)\n"
+        "first = ['numba.np.arraymath' in sys.modules, _compile_hooks.skipped_refresh > 0]\n"
+        "ref = sum(np.einsum('nchw,oc->nohw', x[:, :, i:i + 4, j:j + 4], w[:, :, i, j])\n"
+        "          for i in range(3) for j in range(3))\n"
+        "@numba.njit\n"
+        "def rows(a):\n"
+        "    return _core.worker_rows(2, 5, a.dtype, True)\n"
+        "r = rows(x)\n"
+        "got = [r.shape[0], int(r.dtype == np.float32), float(abs(r).max())]\n"
+        "print(json.dumps(dict(first=first, err=float(np.abs(y - ref).max()), rows=got,\n"
+        "                      after='numba.np.arraymath' in sys.modules)))"
+    )
+    in_fresh_process(code)  # compiles (or loads) and writes the cache
+    r = in_fresh_process(code)
+    assert r["first"] == ([False, True] if checked else [True, False]), r
+    assert r["err"] < 1e-4 and r["rows"] == [2, 1, 0.0] and r["after"], r
+
+    (tmp_path / "own_cached.py").write_text(
+        "import numba\n\n\n@numba.njit(cache=True)\ndef inc(a):\n    return a + 1\n")
+    other = (
+        f"import json, sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+        "import numpy as np, own_cached\n"
+        "own_cached.inc(np.ones(3))\n"
+        "print(json.dumps([sum(own_cached.inc.stats.cache_hits.values()),"
+        " 'numba.np.arraymath' in sys.modules]))"
+    )
+    in_fresh_process(other)
+    assert in_fresh_process(other) == [1, True]
 
 
 def test_second_process_loads_kernels_from_disk_cache():
