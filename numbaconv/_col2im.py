@@ -29,6 +29,7 @@ from numba import njit, prange
 from ._activations import activate_run
 from ._config import PARALLEL
 from ._core import worker_rows
+from ._jobs import job_counters, next_job
 from ._microkernel import MR, VECTOR_BYTES, lanes, row_block1, row_block2, transpose_block
 from ._pointwise import pack_run
 
@@ -153,9 +154,14 @@ def gemm_col2im(x, w, out, groups, ntap, ldc, table, bias, chunk, act, zero, wor
     bpan_all = worker_rows(nw, cg * nr, x.dtype, False)
     zb = np.zeros(MR, dtype=x.dtype)
     contig_src = np.empty(0, dtype=np.int64)  # unread: the inputs are read as they lie
+    counts = job_counters(nw)
     for wk in prange(nw):
         cols = cols_all[wk]
-        for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
+        turn = 0
+        while True:
+            job, turn = next_job(counts, wk, nw, njobs, turn)
+            if job < 0:
+                break
             n = job % nimg
             g = job // (nimg * per_g)
             c0 = g * m + (job // nimg) % per_g * chunk  # first output channel

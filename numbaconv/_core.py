@@ -58,6 +58,7 @@ from ._geometry import (
     G_VSTR,
     Tables,
 )
+from ._jobs import job_counters, next_job
 from ._microkernel import (
     MR,
     VECTOR_BYTES,
@@ -590,10 +591,15 @@ def window_gemm(x, w, wp, bp, bias, out, groups, geom, maps, voff, dwT, mult, ac
                 virtual_cols_cl(x[n0 + r // nvrow], vrows[vr], geom, maps, ZERO, nc, ZERO, vl,
                                 xv_all[r // nvrow, vr * vl * nc:(vr + 1) * vl * nc], zero)
         njobs = nb * groups * ntile
+        counts = job_counters(nw)
         for wk in prange(nw):
             colT = colT_all[wk, :tile * kk].reshape((tile, kk))
             o = o_all[wk]
-            for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
+            turn = 0
+            while True:
+                job, turn = next_job(counts, wk, nw, njobs, turn)
+                if job < 0:
+                    break
                 tl = job % ntile
                 g = (job // ntile) % groups
                 nn = job // (ntile * groups)
@@ -727,10 +733,15 @@ def window_direct(x, w, bias, out, groups, geom, maps, voff, act, zero, nband, w
     tap_reach = voff[ntap - 1]  # the farthest tap from a window's origin (the offsets ascend)
     acc_all = worker_rows(nw, lv, x.dtype, False)
     vp_all = worker_rows(nw, lv, x.dtype, False)
+    counts = job_counters(nw)
     for wk in prange(nw):
         acc = acc_all[wk]
         vp = vp_all[wk]
-        for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
+        turn = 0
+        while True:
+            job, turn = next_job(counts, wk, nw, njobs, turn)
+            if job < 0:
+                break
             n = job // (cout * nband)
             co = (job // nband) % cout
             bd = job % nband
@@ -769,8 +780,13 @@ def place_planes(src, dst, pos, workers):
     nimg, nc, m = src.shape
     njobs = nimg * nc
     nw = max(min(workers, njobs), 1)
+    counts = job_counters(nw)
     for wk in prange(nw):
-        for job in range((wk * njobs) // nw, ((wk + 1) * njobs) // nw):
+        turn = 0
+        while True:
+            job, turn = next_job(counts, wk, nw, njobs, turn)
+            if job < 0:
+                break
             s = src[job // nc, job % nc]
             d = dst[job // nc, job % nc]
             for j in range(m):

@@ -35,6 +35,7 @@ from ._deform_kernels import (
     window_starts,
 )
 from ._grad_kernels import panels, wgrad_tile
+from ._jobs import job_counters, next_job
 from ._microkernel import MR, VECTOR_BYTES, panel_block1, panel_block2
 
 
@@ -71,10 +72,15 @@ def deform_weight_grad(x, offset, mask, gout, groups, geom, maps, outlen, size, 
         nb = min(chunk, nimg - n0)
         cl_planes(x, n0, nb, geom, maps, vrows, xv_all, zero)
         njobs = nb * groups * ntile
+        counts = job_counters(nw)
         for wk in prange(nw):
             colT = colT_all[wk, :tile * kk].reshape((tile, kk))
             st = stencil_views(int_all[wk], flt_all[wk], d, tile, one)
-            for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
+            turn = 0
+            while True:
+                job, turn = next_job(counts, wk, nw, njobs, turn)
+                if job < 0:
+                    break
                 tl = job % ntile
                 g = (job // ntile) % groups
                 nn = job // (ntile * groups)
@@ -142,6 +148,7 @@ def deform_input_grad(x, nc, offset, mask, gout, wa, groups, outlen, size, instr
     zb = np.zeros(nr, dtype=gx.dtype)
     int_all = np.empty((nw, padded(2 * ncorner + 4 * d)), dtype=np.int64)
     flt_all = worker_rows(nw, (2 + d) * ncorner + 3 * d + tile * d, gx.dtype, False)
+    counts = job_counters(nw)
     for wk in prange(nw):
         dcol = dcol_all[wk]
         iw = int_all[wk]
@@ -159,7 +166,11 @@ def deform_input_grad(x, nc, offset, mask, gout, wa, groups, outlen, size, instr
         wh = fw[(2 + d) * ncorner + d:(2 + d) * ncorner + 2 * d]
         basep = fw[(2 + d) * ncorner + 3 * d:(2 + d) * ncorner + 3 * d + tile * d].reshape(
             (d, tile))
-        for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
+        turn = 0
+        while True:
+            job, turn = next_job(counts, wk, nw, njobs, turn)
+            if job < 0:
+                break
             n = job // og
             h = job % og
             xv = x[n]

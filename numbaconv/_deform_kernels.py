@@ -38,6 +38,7 @@ from ._core import (
     worker_rows,
 )
 from ._geometry import G_VLEN
+from ._jobs import job_counters, next_job
 from ._microkernel import VECTOR_BYTES, _fma_types, _splat, masked_vectors, vector_loop
 
 
@@ -345,10 +346,15 @@ def window_deform(x, offset, mask, w, wp, bp, bias, out, groups, geom, maps, out
         nb = min(chunk, nimg - n0)
         cl_planes(x, n0, nb, geom, maps, vrows, xv_all, zero)
         njobs = nb * groups * ntile
+        counts = job_counters(nw)
         for wk in prange(nw):
             colT = colT_all[wk, :tile * kk].reshape((tile, kk))
             st = stencil_views(int_all[wk], flt_all[wk], d, tile, one)
-            for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
+            turn = 0
+            while True:
+                job, turn = next_job(counts, wk, nw, njobs, turn)
+                if job < 0:
+                    break
                 tl = job % ntile
                 g = (job // ntile) % groups
                 nn = job // (ntile * groups)

@@ -57,6 +57,7 @@ from ._geometry import (
     G_VSTR,
     Tables,
 )
+from ._jobs import job_counters, next_job
 from ._microkernel import (
     VECTOR_BYTES,
     _masked_load,
@@ -427,9 +428,14 @@ def _window_rows(x, w, bias, out, groups, geom, copies, offs, chunks, masks, hea
     njobs = nimg * cout * nband
     nw = max(min(workers, njobs), 1)
     vp_all = worker_rows(nw, plane_len, x.dtype, True)  # padding rows stay zero
+    counts = job_counters(nw)
     for wk in prange(nw):
         vp = vp_all[wk]
-        for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
+        turn = 0
+        while True:
+            job, turn = next_job(counts, wk, nw, njobs, turn)
+            if job < 0:
+                break
             n = job // (cout * nband)
             co = (job // nband) % cout
             bd = job % nband

@@ -40,6 +40,7 @@ from ._core import (
     worker_rows,
 )
 from ._geometry import G_OUT, G_STRIDE, G_VLEN, G_VSTR
+from ._jobs import job_counters, next_job
 from ._microkernel import MR, VECTOR_BYTES, panel_block1, panel_block2
 
 
@@ -172,12 +173,17 @@ def weight_grad_gemm(x, gout, groups, geom, maps, voff, nr, tile, chunk, zero, a
             virtual_cols_cl(x[n0 + r // nvrow], vrows[vr], geom, maps, ZERO, nc, ZERO, vl,
                             xv_all[r // nvrow, vr * vl * nc:(vr + 1) * vl * nc], zero)
         njobs = nb * groups * ntile
+        counts = job_counters(nw)
         for wk in prange(nw):
             pan = pan_all[wk]
             a = a_all[wk]
             sc = sc_all[wk]
             o = o_all[wk]
-            for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
+            turn = 0
+            while True:
+                job, turn = next_job(counts, wk, nw, njobs, turn)
+                if job < 0:
+                    break
                 tl = job % ntile
                 g = (job // ntile) % groups
                 nn = job // (ntile * groups)
@@ -227,10 +233,15 @@ def weight_grad_direct(x, gout, groups, geom, maps, voff, dw, zero, workers):
     orows = output_row_table(geom)
     vp_all = worker_rows(nw, lv, x.dtype, False)
     acc_all = worker_rows(nw, ntap, x.dtype, False)
+    counts = job_counters(nw)
     for wk in prange(nw):
         vp = vp_all[wk]
         acc = acc_all[wk]
-        for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
+        turn = 0
+        while True:
+            job, turn = next_job(counts, wk, nw, njobs, turn)
+            if job < 0:
+                break
             co = job // cg
             c = job % cg
             g = co // m
@@ -256,8 +267,13 @@ def scatter_add_planes(src, idx, dst, workers):
     nimg, nc, m = src.shape
     njobs = nimg * nc
     nw = max(min(workers, njobs), 1)
+    counts = job_counters(nw)
     for wk in prange(nw):
-        for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
+        turn = 0
+        while True:
+            job, turn = next_job(counts, wk, nw, njobs, turn)
+            if job < 0:
+                break
             s = src[job // nc, job % nc]
             ix = idx[job // nc, job % nc]
             dd = dst[job // nc, job % nc]

@@ -38,6 +38,7 @@ from ._config import CALLED, HELPER, PARALLEL
 from ._core import output_row_table, padded, virtual_plane, virtual_row_table, worker_rows
 from ._dtypes import to_kernel
 from ._geometry import G_ID0, G_IDN, G_IDSRC, G_MAPOFF, G_OUT, G_STRIDE, G_VLEN, G_VSTR, Tables
+from ._jobs import job_counters, next_job
 from ._microkernel import (
     BLOCK_VECTORS,
     MR,
@@ -361,8 +362,13 @@ def implicit_flat(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, f
                         zero)
         njobs = nb * groups * ncog
         nwj = max(min(workers, njobs), 1)
+        counts = job_counters(nwj)
         for wk in prange(nwj):
-            for job in range(wk * njobs // nwj, (wk + 1) * njobs // nwj):
+            turn = 0
+            while True:
+                job, turn = next_job(counts, wk, nwj, njobs, turn)
+                if job < 0:
+                    break
                 g = (job // ncog) % groups
                 nn = job // (ncog * groups)
                 r0 = g * m + (job % ncog) * flat * MR
@@ -430,8 +436,13 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, n
                             scratch[wk], zero)
         njobs = nb * groups * nvj
         nwj = max(min(workers, njobs), 1)
+        counts = job_counters(nwj)
         for wk in prange(nwj):
-            for job in range(wk * njobs // nwj, (wk + 1) * njobs // nwj):
+            turn = 0
+            while True:
+                job, turn = next_job(counts, wk, nwj, njobs, turn)
+                if job < 0:
+                    break
                 u0 = (job % nvj) * jv
                 u1 = min(nvec, u0 + jv)
                 g = (job // nvj) % groups

@@ -24,6 +24,7 @@ from ._config import CALLED, PARALLEL
 from ._core import worker_rows
 from ._dtypes import to_kernel
 from ._geometry import G_INSTR, G_MAPOFF, G_OUT, G_STRIDE, Tables
+from ._jobs import job_counters, next_job
 from ._microkernel import (
     MR,
     VECTOR_BYTES,
@@ -215,10 +216,15 @@ def onetap_conv(x, w, bias, out, groups, src, contig, act, zero, per, workers):
     nw = max(min(workers, njobs), 1)
     bpan_all = worker_rows(nw, per * cg * nr, x.dtype, False)
     tile_all = worker_rows(nw, MR * nr, x.dtype, False)
+    counts = job_counters(nw)
     for wk in prange(nw):
         tile = tile_all[wk]
         bpan = bpan_all[wk]
-        for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
+        turn = 0
+        while True:
+            job, turn = next_job(counts, wk, nw, njobs, turn)
+            if job < 0:
+                break
             # the split varies slowest: a worker's jobs share its weight rows
             sp = job // base
             g = (job // nrun) % groups

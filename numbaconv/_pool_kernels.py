@@ -17,6 +17,7 @@ from numba.extending import intrinsic
 from ._config import HELPER, PARALLEL
 from ._core import next_row, output_row_table, padded, virtual_plane, virtual_row_table, worker_rows
 from ._geometry import G_OUT, G_STRIDE, G_VLEN, G_VSTR
+from ._jobs import job_counters, next_job
 from ._microkernel import counted_loop, masked_vectors, vector_loop
 
 #: reduce codes
@@ -186,12 +187,17 @@ def window_pool(x, out, idx, geom, maps, voff, vidx, op, power, scale, scale_off
     arg_all = np.empty((nw, padded(lv)), dtype=np.int64)
     coord_all = np.zeros((nw, padded(d)), dtype=np.int64)
     ninf = x.dtype.type(-np.inf)
+    counts = job_counters(nw)
     for wk in prange(nw):
         acc = acc_all[wk]
         vp = vp_all[wk]
         arg = arg_all[wk]
         o = coord_all[wk]
-        for job in range((wk * njobs) // nw, ((wk + 1) * njobs) // nw):
+        turn = 0
+        while True:
+            job, turn = next_job(counts, wk, nw, njobs, turn)
+            if job < 0:
+                break
             n = job // nc
             c = job % nc
             virtual_plane(x[n, c], geom, maps, vrows, vp, fill)
@@ -269,10 +275,15 @@ def adaptive_pool(x, out, idx, bounds, in_shape, out_shape, op, workers):
         instr[a] = instr[a + 1] * in_shape[a + 1]
     coord_all = np.zeros((nw, padded(3 * d)), dtype=np.int64)
     ninf = x.dtype.type(-np.inf)
+    counts = job_counters(nw)
     for wk in prange(nw):
         o = coord_all[wk, :d]
         c = coord_all[wk, d:2 * d]
-        for job in range((wk * njobs) // nw, ((wk + 1) * njobs) // nw):
+        turn = 0
+        while True:
+            job, turn = next_job(counts, wk, nw, njobs, turn)
+            if job < 0:
+                break
             n = job // nc
             ch = job % nc
             plane = x[n, ch]
@@ -324,8 +335,13 @@ def unpool(x, idx, out, workers):
     nimg, nc, lin = x.shape
     njobs = nimg * nc
     nw = max(min(workers, njobs), 1)
+    counts = job_counters(nw)
     for wk in prange(nw):
-        for job in range((wk * njobs) // nw, ((wk + 1) * njobs) // nw):
+        turn = 0
+        while True:
+            job, turn = next_job(counts, wk, nw, njobs, turn)
+            if job < 0:
+                break
             n = job // nc
             ch = job % nc
             dst = out[n, ch]

@@ -29,6 +29,7 @@ from ._core import worker_rows
 from ._direct_rows import add_channel, row_plan
 from ._dtypes import to_kernel
 from ._geometry import G_K, G_OUT, Tables
+from ._jobs import job_counters, next_job
 from ._microkernel import (
     MR,
     TAP_VECTORS,
@@ -111,10 +112,15 @@ def separable_rows(x, dw, w, bias, out, mult, geom, maps, band, act, zero, worke
     vp_all = worker_rows(nw, plane_len, x.dtype, True)  # padding rows stay zero
     # zeroed: a last panel reads past its band into finite samples (its lanes are not stored)
     mid_all = worker_rows(nw, cdw * ldm + nr, x.dtype, True)
+    counts = job_counters(nw)
     for wk in prange(nw):
         vp = vp_all[wk]
         mid = mid_all[wk]
-        for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
+        turn = 0
+        while True:
+            job, turn = next_job(counts, wk, nw, njobs, turn)
+            if job < 0:
+                break
             n = job // nchunk
             i = job % nchunk
             p0 = chunks[i, 0] * width

@@ -46,6 +46,7 @@ from ._activations import activate_run
 from ._config import CALLED, FASTMATH, HELPER, PARALLEL
 from ._core import ZERO, next_row, padded, virtual_cols_cl, virtual_row_table, worker_rows
 from ._geometry import G_DIL, G_K, G_OUT, G_STRIDE, G_VLEN, G_VSTR, Tables
+from ._jobs import job_counters, next_job
 from ._microkernel import (
     MR,
     VECTOR_BYTES,
@@ -631,6 +632,7 @@ def winograd_conv(x, up, bz, bias, out, geom, maps, ntax, starts, masks, vrstep,
     y_all = np.empty((nw, 2, padded(npt // 2 * rows)), dtype=x.dtype)
     tr_all = np.empty((nw, 3, padded(grp)), dtype=np.int64)
     idx_all = np.zeros((nw, padded(d)), dtype=np.int64)
+    counts = job_counters(nw)
     for wk in prange(nw):
         slab = slab_all[wk]
         v = v_all[wk]
@@ -639,7 +641,11 @@ def winograd_conv(x, up, bz, bias, out, geom, maps, ntax, starts, masks, vrstep,
         roo = tr_all[wk, 1]
         rmk = tr_all[wk, 2]
         idx = idx_all[wk]
-        for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
+        turn = 0
+        while True:
+            job, turn = next_job(counts, wk, nw, njobs, turn)
+            if job < 0:
+                break
             nn, tr0, ntr, j0, nj = job_span(job * imgs, ntax, seg, grp)
             nimj = min(imgs, nimg - nn)
             job_rows(geom, ntax, starts, masks, tr0, ntr, idx, rvo, roo, rmk)

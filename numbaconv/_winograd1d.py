@@ -56,6 +56,7 @@ from ._config import CALLED, HELPER, PARALLEL
 from ._core import virtual_cols_cl, virtual_row_table, worker_rows
 from ._geometry import G_DIL, G_K, G_OUT, G_STRIDE, Tables
 from ._implicit import phase_segment
+from ._jobs import job_counters, next_job
 from ._microkernel import (
     MR,
     VECTOR_BYTES,
@@ -764,13 +765,18 @@ def winograd1d_conv(x, up, bz, ut, wd, bias, out, geom, maps, starts, masks, nfu
     for c in range(nc):
         koff[c] = c * rowst
     zb = np.zeros(MR, dtype=x.dtype)
+    counts = job_counters(nw)
     for wk in prange(nw):
         slab = slab_all[wk]
         cols = cols_all[wk]
         v = v_all[wk]
         vt = vt_all[wk]
         mm = m_all[wk]
-        for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
+        turn = 0
+        while True:
+            job, turn = next_job(counts, wk, nw, njobs, turn)
+            if job < 0:
+                break
             nn = job // per_img
             j0 = (job % per_img) * seg
             nj = min(seg, ntile - j0)

@@ -23,6 +23,7 @@ from numba import njit, prange
 from ._config import CALLED, HELPER, PARALLEL
 from ._core import padded, virtual_row_table, worker_rows
 from ._geometry import G_DIL, G_VLEN, Tables
+from ._jobs import job_counters, next_job
 from ._microkernel import MR, VECTOR_BYTES, lanes, panel_block1, panel_block2
 from ._winograd import (
     _kron_g,
@@ -223,6 +224,7 @@ def winograd_weight_grad(x, gout, geom, maps, ntax, starts, masks, vrstep, ooff,
     idx_all = np.zeros((nw, padded(d)), dtype=np.int64)
     zb = np.zeros(nr, dtype=x.dtype)
     njobs = nimg * per_img
+    counts = job_counters(nw)
     for wk in prange(nw):
         slab = slab_all[wk]
         v = v_all[wk]
@@ -235,7 +237,11 @@ def winograd_weight_grad(x, gout, geom, maps, ntax, starts, masks, vrstep, ooff,
         rmk = tr_all[wk, 2]
         idx = idx_all[wk]
         acc = acc_all[wk]
-        for job in range(wk * njobs // nw, (wk + 1) * njobs // nw):
+        turn = 0
+        while True:
+            job, turn = next_job(counts, wk, nw, njobs, turn)
+            if job < 0:
+                break
             nn, tr0, ntr, j0, nj = job_span(job, ntax, seg, grp)
             cnt = ntr * nj
             job_rows(geom, ntax, starts, masks, tr0, ntr, idx, rvo, roo, rmk)
