@@ -102,13 +102,13 @@ def test_parallel_workers_run_every_job_once(nw, njobs):
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two threads")
 def test_a_free_worker_helps_with_a_slow_share():
-    """Worker 0's jobs are slow (about 0.1 s in all), worker 1's take no time: worker 1 runs
-    some of worker 0's share, which a fixed share never would."""
+    """Worker 0's jobs are slow (about 0.3 s in all on one thread), worker 1's take no time:
+    worker 1 runs some of worker 0's share (about half), which a fixed share never would."""
     numba.set_num_threads(2)
     njobs = 200
     hits = np.zeros(njobs, np.int64)
     ran_by = np.full(njobs, -1, np.int64)
-    _run(2, njobs, 0, 200_000, ran_by, hits, np.zeros(njobs))
+    _run(2, njobs, 0, 1_000_000, ran_by, hits, np.zeros(njobs))
     assert (hits == 1).all()
     assert (ran_by[njobs // 2:] == 1).all()  # share 1 first goes to its own worker
     assert (ran_by[:njobs // 2] == 1).any(), "worker 1 took none of worker 0's share"
