@@ -63,13 +63,17 @@ skipped_code = 0
 skipped_refresh = 0
 
 
+def _in_package(func) -> bool:
+    """Is ``func`` (a Python function, or ``None``) defined in this package?"""
+    return (getattr(func, "__module__", None) or "").startswith(_PACKAGE)
+
+
 class _Tracker(event.Listener):
     """Keeps :data:`_compiling` in step with Numba's ``numba:compile`` events."""
 
     def on_start(self, ev: event.Event) -> None:
         disp = ev.data.get("dispatcher") if isinstance(ev.data, dict) else None
-        module = getattr(getattr(disp, "py_func", None), "__module__", None) or ""
-        _compiling.append(module.startswith(_PACKAGE))
+        _compiling.append(_in_package(getattr(disp, "py_func", None)))
 
     def on_end(self, ev: event.Event) -> None:
         if _compiling:
@@ -131,8 +135,7 @@ def _install_load() -> None:
 
     def load_overload(self, sig, target_context):
         global skipped_refresh
-        module = getattr(getattr(self, "_py_func", None), "__module__", None) or ""
-        if not module.startswith(_PACKAGE):
+        if not _in_package(getattr(self, "_py_func", None)):
             return load(self, sig, target_context)
         rtsys.initialize(target_context)  # what a compiled function needs of the refresh
         skipped_refresh += 1
