@@ -595,9 +595,8 @@ def window_gemm(x, w, wp, bp, bias, out, groups, geom, maps, voff, dwT, mult, ac
         for wk in prange(nw):
             colT = colT_all[wk, :tile * kk].reshape((tile, kk))
             o = o_all[wk]
-            turn = 0
             while True:
-                job, turn = next_job(counts, wk, nw, njobs, turn)
+                job = next_job(counts, wk, nw, njobs)
                 if job < 0:
                     break
                 tl = job % ntile
@@ -737,9 +736,8 @@ def window_direct(x, w, bias, out, groups, geom, maps, voff, act, zero, nband, w
     for wk in prange(nw):
         acc = acc_all[wk]
         vp = vp_all[wk]
-        turn = 0
         while True:
-            job, turn = next_job(counts, wk, nw, njobs, turn)
+            job = next_job(counts, wk, nw, njobs)
             if job < 0:
                 break
             n = job // (cout * nband)
@@ -782,9 +780,8 @@ def place_planes(src, dst, pos, workers):
     nw = max(min(workers, njobs), 1)
     counts = job_counters(nw)
     for wk in prange(nw):
-        turn = 0
         while True:
-            job, turn = next_job(counts, wk, nw, njobs, turn)
+            job = next_job(counts, wk, nw, njobs)
             if job < 0:
                 break
             s = src[job // nc, job % nc]

@@ -76,9 +76,8 @@ def deform_weight_grad(x, offset, mask, gout, groups, geom, maps, outlen, size, 
         for wk in prange(nw):
             colT = colT_all[wk, :tile * kk].reshape((tile, kk))
             st = stencil_views(int_all[wk], flt_all[wk], d, tile, one)
-            turn = 0
             while True:
-                job, turn = next_job(counts, wk, nw, njobs, turn)
+                job = next_job(counts, wk, nw, njobs)
                 if job < 0:
                     break
                 tl = job % ntile
@@ -166,9 +165,8 @@ def deform_input_grad(x, nc, offset, mask, gout, wa, groups, outlen, size, instr
         wh = fw[(2 + d) * ncorner + d:(2 + d) * ncorner + 2 * d]
         basep = fw[(2 + d) * ncorner + 3 * d:(2 + d) * ncorner + 3 * d + tile * d].reshape(
             (d, tile))
-        turn = 0
         while True:
-            job, turn = next_job(counts, wk, nw, njobs, turn)
+            job = next_job(counts, wk, nw, njobs)
             if job < 0:
                 break
             n = job // og

@@ -350,9 +350,8 @@ def window_deform(x, offset, mask, w, wp, bp, bias, out, groups, geom, maps, out
         for wk in prange(nw):
             colT = colT_all[wk, :tile * kk].reshape((tile, kk))
             st = stencil_views(int_all[wk], flt_all[wk], d, tile, one)
-            turn = 0
             while True:
-                job, turn = next_job(counts, wk, nw, njobs, turn)
+                job = next_job(counts, wk, nw, njobs)
                 if job < 0:
                     break
                 tl = job % ntile

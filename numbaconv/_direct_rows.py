@@ -431,9 +431,8 @@ def _window_rows(x, w, bias, out, groups, geom, copies, offs, chunks, masks, hea
     counts = job_counters(nw)
     for wk in prange(nw):
         vp = vp_all[wk]
-        turn = 0
         while True:
-            job, turn = next_job(counts, wk, nw, njobs, turn)
+            job = next_job(counts, wk, nw, njobs)
             if job < 0:
                 break
             n = job // (cout * nband)

@@ -179,9 +179,8 @@ def weight_grad_gemm(x, gout, groups, geom, maps, voff, nr, tile, chunk, zero, a
             a = a_all[wk]
             sc = sc_all[wk]
             o = o_all[wk]
-            turn = 0
             while True:
-                job, turn = next_job(counts, wk, nw, njobs, turn)
+                job = next_job(counts, wk, nw, njobs)
                 if job < 0:
                     break
                 tl = job % ntile
@@ -237,9 +236,8 @@ def weight_grad_direct(x, gout, groups, geom, maps, voff, dw, zero, workers):
     for wk in prange(nw):
         vp = vp_all[wk]
         acc = acc_all[wk]
-        turn = 0
         while True:
-            job, turn = next_job(counts, wk, nw, njobs, turn)
+            job = next_job(counts, wk, nw, njobs)
             if job < 0:
                 break
             co = job // cg
@@ -269,9 +267,8 @@ def scatter_add_planes(src, idx, dst, workers):
     nw = max(min(workers, njobs), 1)
     counts = job_counters(nw)
     for wk in prange(nw):
-        turn = 0
         while True:
-            job, turn = next_job(counts, wk, nw, njobs, turn)
+            job = next_job(counts, wk, nw, njobs)
             if job < 0:
                 break
             s = src[job // nc, job % nc]

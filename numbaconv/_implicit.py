@@ -364,9 +364,8 @@ def implicit_flat(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, f
         nwj = max(min(workers, njobs), 1)
         counts = job_counters(nwj)
         for wk in prange(nwj):
-            turn = 0
             while True:
-                job, turn = next_job(counts, wk, nwj, njobs, turn)
+                job = next_job(counts, wk, nwj, njobs)
                 if job < 0:
                     break
                 g = (job // ncog) % groups
@@ -438,9 +437,8 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, n
         nwj = max(min(workers, njobs), 1)
         counts = job_counters(nwj)
         for wk in prange(nwj):
-            turn = 0
             while True:
-                job, turn = next_job(counts, wk, nwj, njobs, turn)
+                job = next_job(counts, wk, nwj, njobs)
                 if job < 0:
                     break
                 u0 = (job % nvj) * jv

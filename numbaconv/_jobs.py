@@ -16,9 +16,8 @@ A kernel's loop::
 
     counts = job_counters(nw)
     for wk in prange(nw):
-        turn = 0
         while True:
-            job, turn = next_job(counts, wk, nw, njobs, turn)
+            job = next_job(counts, wk, nw, njobs)
             if job < 0:
                 break
             ...
@@ -63,19 +62,19 @@ def job_counters(nw):
 
 
 @njit(**HELPER)
-def next_job(counts, wk, nw, njobs, turn):
-    """Worker ``wk``'s next job of ``njobs`` shared by ``nw`` workers, and its turn to pass
-    back in on the next call (0 on the first); the job is -1 when none is left.
+def next_job(counts, wk, nw, njobs):
+    """Worker ``wk``'s next job of ``njobs`` shared by ``nw`` workers; -1 when none is left.
 
-    Turn ``v`` takes jobs from the share of worker ``(wk + v) % nw``: the worker's own
-    first, then each of the others' in turn, from wherever their workers are.
+    The shares are tried in the order of workers ``wk, wk + 1, ...`` (modulo ``nw``): the
+    worker's own first, then each of the others', from wherever their workers are. A share
+    once used up stays so (its counter only counts up), so trying it again costs one atomic
+    step on a counter and changes no job: a worker carries no state between calls.
     """
-    while turn < nw:
+    for turn in range(nw):
         o = wk + turn
         if o >= nw:
             o -= nw
         job = o * njobs // nw + fetch_add(counts, o * _STRIDE, 1)
         if job < (o + 1) * njobs // nw:
-            return job, turn
-        turn += 1
-    return -1, turn
+            return job
+    return -1

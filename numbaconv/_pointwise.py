@@ -220,9 +220,8 @@ def onetap_conv(x, w, bias, out, groups, src, contig, act, zero, per, workers):
     for wk in prange(nw):
         tile = tile_all[wk]
         bpan = bpan_all[wk]
-        turn = 0
         while True:
-            job, turn = next_job(counts, wk, nw, njobs, turn)
+            job = next_job(counts, wk, nw, njobs)
             if job < 0:
                 break
             # the split varies slowest: a worker's jobs share its weight rows

@@ -193,9 +193,8 @@ def window_pool(x, out, idx, geom, maps, voff, vidx, op, power, scale, scale_off
         vp = vp_all[wk]
         arg = arg_all[wk]
         o = coord_all[wk]
-        turn = 0
         while True:
-            job, turn = next_job(counts, wk, nw, njobs, turn)
+            job = next_job(counts, wk, nw, njobs)
             if job < 0:
                 break
             n = job // nc
@@ -279,9 +278,8 @@ def adaptive_pool(x, out, idx, bounds, in_shape, out_shape, op, workers):
     for wk in prange(nw):
         o = coord_all[wk, :d]
         c = coord_all[wk, d:2 * d]
-        turn = 0
         while True:
-            job, turn = next_job(counts, wk, nw, njobs, turn)
+            job = next_job(counts, wk, nw, njobs)
             if job < 0:
                 break
             n = job // nc
@@ -337,9 +335,8 @@ def unpool(x, idx, out, workers):
     nw = max(min(workers, njobs), 1)
     counts = job_counters(nw)
     for wk in prange(nw):
-        turn = 0
         while True:
-            job, turn = next_job(counts, wk, nw, njobs, turn)
+            job = next_job(counts, wk, nw, njobs)
             if job < 0:
                 break
             n = job // nc

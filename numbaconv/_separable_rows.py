@@ -116,9 +116,8 @@ def separable_rows(x, dw, w, bias, out, mult, geom, maps, band, act, zero, worke
     for wk in prange(nw):
         vp = vp_all[wk]
         mid = mid_all[wk]
-        turn = 0
         while True:
-            job, turn = next_job(counts, wk, nw, njobs, turn)
+            job = next_job(counts, wk, nw, njobs)
             if job < 0:
                 break
             n = job // nchunk

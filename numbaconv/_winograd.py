@@ -641,9 +641,8 @@ def winograd_conv(x, up, bz, bias, out, geom, maps, ntax, starts, masks, vrstep,
         roo = tr_all[wk, 1]
         rmk = tr_all[wk, 2]
         idx = idx_all[wk]
-        turn = 0
         while True:
-            job, turn = next_job(counts, wk, nw, njobs, turn)
+            job = next_job(counts, wk, nw, njobs)
             if job < 0:
                 break
             nn, tr0, ntr, j0, nj = job_span(job * imgs, ntax, seg, grp)

@@ -772,9 +772,8 @@ def winograd1d_conv(x, up, bz, ut, wd, bias, out, geom, maps, starts, masks, nfu
         v = v_all[wk]
         vt = vt_all[wk]
         mm = m_all[wk]
-        turn = 0
         while True:
-            job, turn = next_job(counts, wk, nw, njobs, turn)
+            job = next_job(counts, wk, nw, njobs)
             if job < 0:
                 break
             nn = job // per_img

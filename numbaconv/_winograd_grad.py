@@ -237,9 +237,8 @@ def winograd_weight_grad(x, gout, geom, maps, ntax, starts, masks, vrstep, ooff,
         rmk = tr_all[wk, 2]
         idx = idx_all[wk]
         acc = acc_all[wk]
-        turn = 0
         while True:
-            job, turn = next_job(counts, wk, nw, njobs, turn)
+            job = next_job(counts, wk, nw, njobs)
             if job < 0:
                 break
             nn, tr0, ntr, j0, nj = job_span(job, ntax, seg, grp)

@@ -13,9 +13,9 @@ from numbaconv._jobs import _STRIDE, fetch_add, job_counters, next_job
 @njit(cache=False)
 def _steps(nw, njobs, order):
     """Workers ask for jobs in ``order`` (worker indices; a worker told there is none left
-    asks no more). Returns (job -> worker, worker -> its jobs in order, asks answered -1)."""
+    asks no more). Returns (job -> worker, how often each job was taken, each worker's jobs
+    in order and their count, whether each worker was told none is left)."""
     counts = job_counters(nw)
-    turns = np.zeros(nw, np.int64)
     done = np.zeros(nw, np.bool_)
     owner = np.full(njobs, -1, np.int64)
     taken = np.zeros(njobs, np.int64)
@@ -24,7 +24,7 @@ def _steps(nw, njobs, order):
     for w in order:
         if done[w]:
             continue
-        job, turns[w] = next_job(counts, w, nw, njobs, turns[w])
+        job = next_job(counts, w, nw, njobs)
         if job < 0:
             done[w] = True
             continue
@@ -78,9 +78,8 @@ def test_fetch_add_returns_the_value_before():
 def _run(nw, njobs, slow_share, spin, ran_by, hits, sink):
     counts = job_counters(nw)
     for wk in prange(nw):
-        turn = 0
         while True:
-            job, turn = next_job(counts, wk, nw, njobs, turn)
+            job = next_job(counts, wk, nw, njobs)
             if job < 0:
                 break
             hits[job] += 1
