@@ -57,8 +57,10 @@ from ._microkernel import (
 #: least one image's), then runs their jobs while they are in its L2
 _WORKER_PLANE_BYTES = 1024 * 1024
 #: a job covers this many blocks of vectors (``TAP_VECTORS`` each) of an image's output rows,
-#: one after the other (1-D: of its segment, whose long runs of output stream better)
+#: one after the other, or up to ``_RUN_MAX`` (:func:`_job_shape`); in 1-D ``_RUN_1D`` of its
+#: segment, whose long runs of output stream better
 _RUN = 4
+_RUN_MAX = 16
 _RUN_1D = 16
 #: a row job's reduction is split into parts of whole channels when the plane rows it reads
 #: take more than this (an L1 data cache): each part's rows then stay in L1 across the blocks
@@ -120,12 +122,12 @@ def _segment_offsets(tab: Tables, cg: int, vl: int, nvb: int) -> tuple[np.ndarra
 
 
 @functools.lru_cache(maxsize=16)
-def _channel_parts(tab: Tables, cg: int, itemsize: int, nvb: int) -> int:
+def _channel_parts(tab: Tables, cg: int, itemsize: int, nvb: int, run: int = _RUN) -> int:
     """The reduction steps of a part of a row job's reduction: whole channels, as few parts
     as keep the plane rows a part reads within ``_L1_BYTES``; all ``cg * T`` steps in one
     part when they fit.
 
-    A job's ``_RUN`` blocks of ``nvb`` vectors span ``R`` output rows; channel by channel it
+    A job's ``run`` blocks of ``nvb`` vectors span ``R`` output rows; channel by channel it
     reads the rows its taps reach from those (consecutive virtual rows at stride 1). conv3d
     (2,16,32,32,32) -> 32: 16 channels of 18 rows of 34 samples, 39 KB: two parts of 8
     channels: 8-12% faster at one thread, no faster at two on Zen 3 (NOTES 116).
@@ -135,11 +137,30 @@ def _channel_parts(tab: Tables, cg: int, itemsize: int, nvb: int) -> int:
     rl = int(geom[G_STRIDE, -1]) * _offsets(tab, cg)[1]  # a virtual row's phases
     vlen = VECTOR_BYTES // itemsize
     nvr = -(-int(geom[G_OUT, -1]) // vlen)  # vectors an output row
-    span = -(-_RUN * nvb // nvr) + 1  # output rows a job touches, at most
+    span = -(-run * nvb // nvr) + 1  # output rows a job touches, at most
     rows = np.unique((voff // vl)[:, None] + np.arange(span)[None, :]).size
     per = rows * rl * itemsize  # a channel's
     parts = -(-cg * per // _L1_BYTES)
     return -(-cg // parts) * len(voff)
+
+
+@functools.lru_cache(maxsize=16)
+def _job_shape(tab: Tables, cg: int, itemsize: int, nvb: int) -> tuple[int, int]:
+    """``(run, part)`` of the row jobs: blocks of vectors a job, and reduction steps a part
+    (:func:`_channel_parts`).
+
+    The longest run, up to ``_RUN_MAX`` blocks, whose plane rows split the reduction in no
+    more parts than ``_RUN`` blocks' do. A job reads each block of output channels' weights
+    once for all its blocks of vectors, and writes its outputs' rows in longer runs: the 7x7
+    stem (8,3,224,224) -> 64 takes 16 blocks, 4-7% faster than 4 at one and two threads;
+    conv3d (2,16,32,32,32) -> 32 takes 8, since 16 would split its 16 channels in three
+    parts, not two (NOTES 136).
+    """
+    base = _channel_parts(tab, cg, itemsize, nvb, _RUN)
+    run = _RUN_MAX
+    while run > _RUN and _channel_parts(tab, cg, itemsize, nvb, run) < base:
+        run //= 2
+    return run, _channel_parts(tab, cg, itemsize, nvb, run)
 
 
 def implicit(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray, groups: int,
@@ -159,13 +180,13 @@ def implicit(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray,
         # in its worker's zeroed row (the reach past the segment is read)
         vlen = lanes(x3.dtype)
         koff, vls, plen = _segment_offsets(tab, cg, vlen, nvb)
-        chunk, part = x3.shape[0], len(koff)
+        chunk, part, run = x3.shape[0], len(koff), _RUN_1D
         segs = worker_rows(max(workers, 1), cg * plen + BLOCK_VECTORS * vlen, x3.dtype, True)
     else:
         koff, vls, plen = _offsets(tab, cg)
         per = max(1, _WORKER_PLANE_BYTES // (cin * plen * x3.itemsize))
         chunk = min(x3.shape[0], per * max(workers, 1))
-        part = len(koff) if flat else _channel_parts(tab, cg, x3.itemsize, nvb)
+        run, part = (_RUN, len(koff)) if flat else _job_shape(tab, cg, x3.itemsize, nvb)
         segs = None
     w2, zero = to_kernel(w2, x3.dtype), x3.dtype.type(0)
     if flat:
@@ -173,7 +194,7 @@ def implicit(x3: np.ndarray, w2: np.ndarray, bias: np.ndarray, out3: np.ndarray,
                       flat, act, zero, workers)
     else:
         implicit_conv(x3, w2, bias, out3, groups, tab.geom, tab.maps, koff, vls, plen, chunk,
-                      narrow, part, segs, act, zero, workers)
+                      narrow, part, run, segs, act, zero, workers)
 
 
 def narrow_blocks(m: int) -> bool:
@@ -377,8 +398,8 @@ def implicit_flat(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, f
 
 
 @njit(**PARALLEL)
-def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, narrow, part, segs,
-                  act, zero, workers):
+def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, narrow, part, run,
+                  segs, act, zero, workers):
     """``out[n, co, p] = act(bias[co] + sum_(c, t) w[co, c*T + t] * x_virtual[n, c, p, t])``.
 
     x (N, C_in, L_in); w (C_out, C_in/groups * T), C-contiguous; bias (C_out,);
@@ -387,7 +408,7 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, n
     out (N, C_out, L_out) is written whole. ``chunk`` images have their planes
     built at a time (a multiple of the workers: the jobs are shared out like the
     planes, so each worker reads those it built); then a
-    job is one image, one group and ``_RUN`` blocks of ``TAP_VECTORS`` vectors of
+    job is one image, one group and ``run`` blocks of ``TAP_VECTORS`` vectors of
     outputs (each vector part of one output row; an image's rows one after the
     other), swept block of output channels by block (with ``narrow``, blocks
     of ``BLOCK_VECTORS`` vectors and ``NARROW_ROWS`` channels:
@@ -421,11 +442,11 @@ def implicit_conv(x, w, bias, out, groups, geom, maps, koff, vls, plen, chunk, n
                                            workers)
     nvr = (olast + vlen - 1) // vlen  # vectors an output row
     nvec = norow * nvr  # an image's, its rows one after the other
-    jv = nvb * (_RUN if segs is None else _RUN_1D)  # vectors a job
+    jv = nvb * run  # vectors a job
     nvj = (nvec + jv - 1) // jv  # jobs an image and group
     # a job's blocks' vectors: panel offsets, output offsets (from the group's first channel),
     # columns; and a block's output offsets for one block of channels
-    vofs = np.zeros((max(workers, 1), 4, _RUN if segs is None else _RUN_1D, 8), dtype=np.int64)
+    vofs = np.zeros((max(workers, 1), 4, run, 8), dtype=np.int64)
     for n0 in range(0, nimg, chunk):
         nb = min(chunk, nimg - n0)
         if segs is None:

@@ -72,13 +72,33 @@ def test_reduction_in_parts(rng, calls, monkeypatch, parts, dtype):
     per = 3 * (3 + (-(-4 * 3 // 5) + 1) - 1) * 42 * x.itemsize
     monkeypatch.setattr(_implicit, "_L1_BYTES", -(-16 * per // parts))
     _implicit._channel_parts.cache_clear()
+    _implicit._job_shape.cache_clear()
     try:
         assert _implicit._channel_parts(*args) == -(-16 // parts) * 27
+        assert _implicit._job_shape(*args)[1] == -(-16 // parts) * 27
         y = numbaconv.conv(x, w, b, **kw)
     finally:
         _implicit._channel_parts.cache_clear()
+        _implicit._job_shape.cache_clear()
     assert calls[0] == 1
     assert_close(y, conv_ref(x, w, b, **kw), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", [((224, 224), 3, (7, 7), 2), ((32, 32, 32), 16, (3, 3, 3), 1),
+                                  ((128, 128), 3, (5, 5), 1), ((40, 37), 3, (7, 7), 2)])
+def test_job_shape(case, dtype):
+    """Row jobs as long as they can be, up to ``_RUN_MAX`` blocks, without splitting the
+    reduction in more parts than at ``_RUN`` blocks; twice as long would."""
+    shape, cg, kernel, stride = case
+    tab = kernel_tables(conv_window(shape, kernel, stride, tuple(k // 2 for k in kernel), 1))
+    itemsize, nvb = np.dtype(dtype).itemsize, _microkernel.TAP_VECTORS
+    run, part = _implicit._job_shape(tab, cg, itemsize, nvb)
+    assert run in (_implicit._RUN, 2 * _implicit._RUN, _implicit._RUN_MAX)
+    assert part == _implicit._channel_parts(tab, cg, itemsize, nvb, _implicit._RUN)
+    assert part == _implicit._channel_parts(tab, cg, itemsize, nvb, run)
+    if run < _implicit._RUN_MAX:
+        assert _implicit._channel_parts(tab, cg, itemsize, nvb, 2 * run) < part
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
