@@ -48,7 +48,7 @@ VECTOR_BYTES, MR = _vector_shape()
 TAP_VECTORS = 3 if VECTOR_BYTES == 64 else 2
 #: rows of :func:`vector_block_narrow`, 4 x 3 accumulators on AVX2 (0: none elsewhere): for
 #: row counts that blocks of ``MR`` rows would cut short (32 output channels: 36 rows' work
-#: for 32; NOTES 100)
+#: for 32; NOTES 100), and wherever it does no more rows' work (NOTES 137)
 NARROW_ROWS = 4 if VECTOR_BYTES == 32 else 0
 #: the most vectors a block of :func:`vector_block` or :func:`vector_block_narrow` places
 BLOCK_VECTORS = 3
@@ -714,10 +714,10 @@ def vector_block_narrow(typingctx, a, a_off, lda, b, koff, kk, boff, bias, out, 
     """:func:`vector_block` with blocks of :data:`NARROW_ROWS` rows and three vectors (AVX2).
 
     For ``i < nrow <= NARROW_ROWS``; ``boff``, ``ooff``, ``ncols`` hold at
-    least three each. On Zen 3 its 4 x 3 block runs at the 6 x 2 block's rate
-    per multiply-add, so it pays where 6-row blocks would be cut short: conv3d
-    (2,16,32,32,32) -> 32 about 10% faster, a 7x7 stem of 64 channels 2% slower
-    (NOTES 100).
+    least three each. On Zen 3 its 4 x 3 block runs at least at the 6 x 2
+    block's rate per multiply-add: conv3d (2,16,32,32,32) -> 32 about 10%
+    faster (NOTES 100), and with the row jobs' longer runs (NOTES 136) the 7x7
+    stem of 64 channels 5-10% faster, 48, 96 and 128 channels 1-5% (NOTES 137).
     """
     sig = types.none(a, a_off, lda, b, koff, kk, boff, bias, out, ooff, ldo, nrow, ncols, acc)
     return sig, _vectors_codegen(BLOCK_VECTORS, NARROW_ROWS or MR)

@@ -85,6 +85,27 @@ def test_reduction_in_parts(rng, calls, monkeypatch, parts, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_one_channel_parts_on_wide_blocks(rng, calls, monkeypatch, dtype):
+    """Each part of the reduction one channel (an L1 budget of one byte), 18 output channels a
+    group: on AVX2 the wide blocks (6 rows), whose sums are then added part by part."""
+    x = rng.standard_normal((2, 8, 4, 5, 40)).astype(dtype)
+    w = rng.standard_normal((36, 4, 3, 3, 3)).astype(dtype)
+    b = rng.standard_normal(36).astype(dtype)
+    kw = dict(padding=1, groups=2, activation="relu")
+    assert not _implicit.narrow_blocks(18) or not _microkernel.NARROW_ROWS
+    monkeypatch.setattr(_implicit, "_L1_BYTES", 1)
+    _implicit._channel_parts.cache_clear()
+    _implicit._job_shape.cache_clear()
+    try:
+        y = numbaconv.conv(x, w, b, **kw)
+    finally:
+        _implicit._channel_parts.cache_clear()
+        _implicit._job_shape.cache_clear()
+    assert calls[0] == 1
+    assert_close(y, conv_ref(x, w, b, **kw), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", [((224, 224), 3, (7, 7), 2), ((32, 32, 32), 16, (3, 3, 3), 1),
                                   ((128, 128), 3, (5, 5), 1), ((40, 37), 3, (7, 7), 2)])
 def test_job_shape(case, dtype):
@@ -102,12 +123,14 @@ def test_job_shape(case, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_stem_shape_and_image_chunks(rng, calls, monkeypatch, dtype):
+@pytest.mark.parametrize("cout", [24, 30])
+def test_stem_shape_and_image_chunks(rng, calls, monkeypatch, cout, dtype):
     """A 7x7 stride-2 stem on RGB (the bench's shape, smaller), one image's planes per worker
-    at a time (three images: with two workers, chunks of two and one)."""
+    at a time (three images: with two workers, chunks of two and one); on AVX2, 24 output
+    channels take the narrow blocks, 30 the wide ones."""
     monkeypatch.setattr(_implicit, "_WORKER_PLANE_BYTES", 1)
     x = rng.standard_normal((3, 3, 40, 37)).astype(dtype)
-    w = rng.standard_normal((24, 3, 7, 7)).astype(dtype)
+    w = rng.standard_normal((cout, 3, 7, 7)).astype(dtype)
     y = numbaconv.conv(x, w, stride=2, padding=3)
     assert calls[0] == 1
     assert_close(y, conv_ref(x, w, stride=2, padding=3), dtype)
