@@ -30,6 +30,23 @@ def calls(count_calls):
     return count_calls(_implicit, "implicit")
 
 
+@pytest.fixture
+def l1_budget(monkeypatch):
+    """A setter of ``_implicit._L1_BYTES`` for the test; the job shapes cached under it are
+    cleared when it is set and after the test."""
+
+    def clear():
+        _implicit._channel_parts.cache_clear()
+        _implicit._job_shape.cache_clear()
+
+    def set_budget(nbytes):
+        monkeypatch.setattr(_implicit, "_L1_BYTES", nbytes)
+        clear()
+
+    yield set_budget
+    clear()
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("d", [1, 2, 3])
@@ -54,7 +71,7 @@ def test_matches_reference(rng, calls, d, mode, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("parts", [2, 3])
-def test_reduction_in_parts(rng, calls, monkeypatch, parts, dtype):
+def test_reduction_in_parts(rng, calls, l1_budget, parts, dtype):
     """A row job's reduction split into parts of whole channels (plane rows past L1): the
     bias counted once, the activation applied after the last part, blocks of rows and
     vectors cut short, two groups."""
@@ -65,27 +82,20 @@ def test_reduction_in_parts(rng, calls, monkeypatch, parts, dtype):
     tab = kernel_tables(conv_window(x.shape[2:], w.shape[2:], 1, 1, 1))
     args = (tab, 16, x.itemsize, 3)
     whole = 16 * 27
-    _implicit._channel_parts.cache_clear()
     if dtype == np.float64:  # (16 channels of 8-byte rows: already past L1)
         assert _implicit._channel_parts(*args) < whole
     # the budget that splits the channels into ``parts``
     per = 3 * (3 + (-(-4 * 3 // 5) + 1) - 1) * 42 * x.itemsize
-    monkeypatch.setattr(_implicit, "_L1_BYTES", -(-16 * per // parts))
-    _implicit._channel_parts.cache_clear()
-    _implicit._job_shape.cache_clear()
-    try:
-        assert _implicit._channel_parts(*args) == -(-16 // parts) * 27
-        assert _implicit._job_shape(*args)[1] == -(-16 // parts) * 27
-        y = numbaconv.conv(x, w, b, **kw)
-    finally:
-        _implicit._channel_parts.cache_clear()
-        _implicit._job_shape.cache_clear()
+    l1_budget(-(-16 * per // parts))
+    assert _implicit._channel_parts(*args) == -(-16 // parts) * 27
+    assert _implicit._job_shape(*args)[1] == -(-16 // parts) * 27
+    y = numbaconv.conv(x, w, b, **kw)
     assert calls[0] == 1
     assert_close(y, conv_ref(x, w, b, **kw), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_one_channel_parts_on_wide_blocks(rng, calls, monkeypatch, dtype):
+def test_one_channel_parts_on_wide_blocks(rng, calls, l1_budget, dtype):
     """Each part of the reduction one channel (an L1 budget of one byte), 18 output channels a
     group: on AVX2 the wide blocks (6 rows), whose sums are then added part by part."""
     x = rng.standard_normal((2, 8, 4, 5, 40)).astype(dtype)
@@ -93,14 +103,8 @@ def test_one_channel_parts_on_wide_blocks(rng, calls, monkeypatch, dtype):
     b = rng.standard_normal(36).astype(dtype)
     kw = dict(padding=1, groups=2, activation="relu")
     assert not _implicit.narrow_blocks(18) or not _microkernel.NARROW_ROWS
-    monkeypatch.setattr(_implicit, "_L1_BYTES", 1)
-    _implicit._channel_parts.cache_clear()
-    _implicit._job_shape.cache_clear()
-    try:
-        y = numbaconv.conv(x, w, b, **kw)
-    finally:
-        _implicit._channel_parts.cache_clear()
-        _implicit._job_shape.cache_clear()
+    l1_budget(1)
+    y = numbaconv.conv(x, w, b, **kw)
     assert calls[0] == 1
     assert_close(y, conv_ref(x, w, b, **kw), dtype)
 
