@@ -152,7 +152,7 @@ def _job_shape(tab: Tables, cg: int, itemsize: int, nvb: int) -> tuple[int, int]
     The longest run, up to ``_RUN_MAX`` blocks, whose plane rows split the reduction in no
     more parts than ``_RUN`` blocks' do. A job reads each block of output channels' weights
     once for all its blocks of vectors, and writes its outputs' rows in longer runs: the 7x7
-    stem (8,3,224,224) -> 64 takes 16 blocks, 4-7% faster than 4 at one and two threads;
+    stem (8,3,224,224) -> 64 takes 16 blocks, 4-11% faster than 4 at one and two threads;
     conv3d (2,16,32,32,32) -> 32 takes 8, since 16 would split its 16 channels in three
     parts, not two (NOTES 136).
     """

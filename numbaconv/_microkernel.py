@@ -717,7 +717,8 @@ def vector_block_narrow(typingctx, a, a_off, lda, b, koff, kk, boff, bias, out, 
     least three each. On Zen 3 its 4 x 3 block runs at least at the 6 x 2
     block's rate per multiply-add: conv3d (2,16,32,32,32) -> 32 about 10%
     faster (NOTES 100), and with the row jobs' longer runs (NOTES 136) the 7x7
-    stem of 64 channels 5-10% faster, 48, 96 and 128 channels 1-5% (NOTES 137).
+    stem of 64 channels 5-10% faster, of 48, 96 and 128 channels 1-5%, and
+    conv3d (2,16,32,32,32) -> 64 7% (NOTES 137).
     """
     sig = types.none(a, a_off, lda, b, koff, kk, boff, bias, out, ooff, ldo, nrow, ncols, acc)
     return sig, _vectors_codegen(BLOCK_VECTORS, NARROW_ROWS or MR)
